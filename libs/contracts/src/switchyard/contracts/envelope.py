@@ -1,0 +1,33 @@
+"""Fields every message carries: who asked, for which tenant, and until when it is worth doing."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+
+
+class Envelope(BaseModel):
+    """Common header fields of every message that crosses a service boundary."""
+
+    request_id: str = Field(
+        pattern=REQUEST_ID_PATTERN, description="Unique id of the request (a NATS subject token)."
+    )
+    tenant_id: str = Field(min_length=1, max_length=128, description="Tenant the request is for.")
+    deadline: AwareDatetime = Field(description="Absolute time after which the work is dropped.")
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (negative once it has passed)."""
+        return self.deadline.timestamp() - time.time()
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.remaining() <= 0
+
+
+def deadline_in(seconds: float) -> datetime:
+    """An absolute deadline `seconds` from now, in UTC."""
+    return datetime.now(UTC) + timedelta(seconds=seconds)

@@ -1,0 +1,84 @@
+"""Messages on the `llm.*` subjects, including the token-stream protocol.
+
+A requester sends a request with a reply inbox. The responder publishes to that inbox chunk
+messages with `seq` 0, 1, 2 … and then exactly one terminal message: `done` or `error`
+(`partial=true` when chunks were already sent). Receivers check `seq` for gaps.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from switchyard.contracts.envelope import Envelope
+from switchyard.contracts.errors import ErrorBody
+from switchyard.contracts.openai import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    Delta,
+    FinishReason,
+    ModelCard,
+    Usage,
+)
+
+
+class ChatRequestMessage(Envelope):
+    """`llm.chat.v1`: a chat completion to generate, replied to as a stream."""
+
+    body: ChatCompletionRequest
+
+
+class CompletionRequestMessage(Envelope):
+    """`llm.completion.v1`: a text completion to generate, replied to as a stream."""
+
+    body: CompletionRequest
+
+
+class CancelMessage(Envelope):
+    """`llm.cancel.v1.<request_id>`: the client went away; stop generating."""
+
+    reason: str = "client_disconnected"
+
+
+class ModelsRequest(Envelope):
+    """`llm.models.v1`: list the models this tenant may use."""
+
+
+class ModelsReply(BaseModel):
+    """Reply to `llm.models.v1`."""
+
+    data: list[ModelCard] = Field(default_factory=list)
+    error: ErrorBody | None = None
+
+
+class StreamChunk(Envelope):
+    """One fragment of a streamed answer."""
+
+    type: Literal["chunk"] = "chunk"
+    seq: int = Field(ge=0)
+    model: str
+    delta: Delta
+
+
+class StreamDone(Envelope):
+    """The successful end of a stream."""
+
+    type: Literal["done"] = "done"
+    seq: int = Field(ge=0)
+    model: str
+    finish_reason: FinishReason
+    usage: Usage
+
+
+class StreamError(Envelope):
+    """The failed end of a stream; `partial` says chunks were already sent."""
+
+    type: Literal["error"] = "error"
+    seq: int = Field(ge=0)
+    error: ErrorBody
+    partial: bool = False
+
+
+StreamMessage = Annotated[StreamChunk | StreamDone | StreamError, Field(discriminator="type")]
+STREAM_MESSAGE: TypeAdapter[StreamChunk | StreamDone | StreamError] = TypeAdapter(StreamMessage)

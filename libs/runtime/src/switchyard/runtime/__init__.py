@@ -1,0 +1,1 @@
+"""Switchyard runtime: plumbing every service shares (no business logic)."""

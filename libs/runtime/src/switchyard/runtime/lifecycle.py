@@ -1,0 +1,45 @@
+"""Process entry point shared by the services: event loop, signals, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+import uvloop
+
+log = logging.getLogger(__name__)
+
+ServiceMain = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def run_service(main: ServiceMain) -> None:
+    """Run `main(stop)` on uvloop; SIGTERM or SIGINT sets `stop`, and `main` drains and returns.
+
+    A second signal while draining exits at once.
+    """
+
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        task = asyncio.current_task()
+
+        def on_signal(signum: int) -> None:
+            if stop.is_set():
+                log.warning("second signal %s: exiting now", signum)
+                if task is not None:
+                    task.cancel()
+                return
+            log.info("signal %s: draining", signum)
+            stop.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await main(stop)
+        except asyncio.CancelledError:
+            log.warning("shutdown interrupted")
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner_ctx:
+        runner_ctx.run(runner())

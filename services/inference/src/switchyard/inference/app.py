@@ -1,0 +1,80 @@
+"""The inference service: resources born in one lifespan, handlers registered, health served."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from faststream.nats import NatsBroker
+
+from switchyard.inference.config import InferenceSettings
+from switchyard.inference.generation import Generations, ModelTable
+from switchyard.inference.handlers import register
+from switchyard.inference.providers.base import Provider
+from switchyard.inference.providers.openai import OpenAIProvider
+from switchyard.runtime.broker import make_broker, nats_client, nats_probe
+from switchyard.runtime.health import HealthServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Inference:
+    """The running service's resources."""
+
+    settings: InferenceSettings
+    broker: NatsBroker
+    generations: Generations
+    health: HealthServer
+
+
+async def _providers(settings: InferenceSettings, table: ModelTable, names: set[str]) -> dict[str, Provider]:
+    providers: dict[str, Provider] = {}
+    if "openai" in names:
+        providers["openai"] = OpenAIProvider()
+    if "local" in names:
+        from switchyard.inference.providers.local import LocalProvider, smollm2_path
+
+        local = LocalProvider(
+            smollm2_path(),
+            threads=settings.local_threads,
+            workers=settings.local_workers,
+            queue=settings.local_queue,
+            context=settings.local_context,
+        )
+        await local.load()
+        providers["local"] = local
+    return providers
+
+
+@contextlib.asynccontextmanager
+async def lifespan(settings: InferenceSettings) -> AsyncIterator[Inference]:
+    """Connect, load models, subscribe, serve health; on exit drain and release everything."""
+    entries = settings.model_table()
+    table = ModelTable(entries, settings.default_model)
+    providers = await _providers(settings, table, {entry.provider for entry in entries.values()})
+    broker = make_broker(settings.nats_url, "inference", settings.shutdown_timeout)
+    health = HealthServer("inference", settings.health_host, settings.health_port, [nats_probe(broker)])
+    try:
+        await broker.connect()
+        generations = Generations(nats_client(broker), table, providers, settings.max_inflight)
+        register(broker, generations, table)
+        await broker.start()
+        await health.start()
+        log.info("inference ready", extra={"models": sorted(entries), "health_port": health.port})
+        yield Inference(settings, broker, generations, health)
+        await generations.drain(settings.shutdown_timeout)
+    finally:
+        await health.stop()
+        await broker.stop()
+        for provider in providers.values():
+            await provider.aclose()
+
+
+async def serve(stop: asyncio.Event, settings: InferenceSettings | None = None) -> None:
+    """Run until `stop` is set (SIGTERM/SIGINT)."""
+    async with lifespan(settings or InferenceSettings()):
+        await stop.wait()

@@ -1,0 +1,47 @@
+"""The one interface every provider adapter implements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from switchyard.contracts import ChatCompletionRequest, CompletionRequest, Delta, Usage
+from switchyard.contracts.openai import FinishReason
+from switchyard.inference.config import ModelEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The last item of a provider stream."""
+
+    finish_reason: FinishReason
+    usage: Usage
+
+
+ProviderEvent = Delta | Finish
+
+
+class Provider(Protocol):
+    """A model backend. Streams never block the event loop; closing the iterator stops the work."""
+
+    def chat(self, request: ChatCompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+        """Stream a chat completion: deltas, then exactly one `Finish`."""
+        ...
+
+    def complete(self, request: CompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+        """Stream a text completion: deltas, then exactly one `Finish`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, threads and models."""
+        ...
+
+
+def usage_of(prompt_tokens: int, completion_tokens: int) -> Usage:
+    """A `Usage` with its total filled in."""
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )

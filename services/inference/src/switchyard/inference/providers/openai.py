@@ -1,0 +1,185 @@
+"""Any OpenAI-compatible HTTP endpoint (OpenAI, vLLM, Ollama, llama.cpp server …) through httpx.
+
+Streams are parsed incrementally: each SSE `data:` line becomes a delta as soon as it arrives.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from switchyard.contracts import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    Delta,
+    ErrorCode,
+    SwitchyardError,
+    ToolCallDelta,
+)
+from switchyard.inference.config import ModelEntry
+from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
+
+_STATUS_CODES: dict[int, ErrorCode] = {
+    400: ErrorCode.INVALID_REQUEST,
+    408: ErrorCode.PROVIDER_TIMEOUT,
+    413: ErrorCode.INVALID_REQUEST,
+    422: ErrorCode.INVALID_REQUEST,
+    429: ErrorCode.UPSTREAM_RATE_LIMITED,
+    503: ErrorCode.PROVIDER_UNAVAILABLE,
+    504: ErrorCode.PROVIDER_TIMEOUT,
+}
+
+
+def _status_error(status: int, body: bytes, retry_after: str | None) -> SwitchyardError:
+    code = _STATUS_CODES.get(status, ErrorCode.PROVIDER_ERROR)
+    message = f"upstream answered HTTP {status}"
+    try:
+        upstream = orjson.loads(body).get("error", {})
+        if isinstance(upstream, dict) and isinstance(upstream.get("message"), str):
+            message = f"{message}: {upstream['message']}"
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    details: dict[str, Any] = {"upstream_status": status}
+    if retry_after is not None:
+        details["retry_after"] = retry_after
+    return SwitchyardError(code, message, **details)
+
+
+def _payload(request: ChatCompletionRequest | CompletionRequest, entry: ModelEntry, name: str) -> bytes:
+    body = request.model_dump(exclude_none=True, exclude={"stream", "stream_options"})
+    body["model"] = entry.upstream_model or name
+    body["stream"] = True
+    body["stream_options"] = {"include_usage": True}
+    if request.token_limit() is None:
+        body["max_tokens"] = entry.default_max_tokens
+    return orjson.dumps(body)
+
+
+class OpenAIProvider:
+    """Adapter for OpenAI-compatible `/chat/completions` and `/completions`."""
+
+    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+        self._client = client or httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            http2=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    def chat(self, request: ChatCompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+        """Stream a chat completion from `{base_url}/chat/completions`."""
+        return self._stream("chat/completions", request, entry, chat=True)
+
+    def complete(self, request: CompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+        """Stream a text completion from `{base_url}/completions`."""
+        return self._stream("completions", request, entry, chat=False)
+
+    async def _stream(
+        self,
+        path: str,
+        request: ChatCompletionRequest | CompletionRequest,
+        entry: ModelEntry,
+        *,
+        chat: bool,
+    ) -> AsyncIterator[ProviderEvent]:
+        if not entry.base_url:
+            raise SwitchyardError(ErrorCode.INTERNAL_ERROR, "model entry has no base_url")
+        headers = {"content-type": "application/json", "accept": "text/event-stream"}
+        if entry.api_key_env and (key := os.environ.get(entry.api_key_env)):
+            headers["authorization"] = f"Bearer {key}"
+        timeout = httpx.Timeout(
+            connect=entry.connect_timeout,
+            read=max(entry.first_token_timeout, entry.idle_timeout),
+            write=entry.connect_timeout,
+            pool=entry.connect_timeout,
+        )
+        url = f"{entry.base_url.rstrip('/')}/{path}"
+        try:
+            async with self._client.stream(
+                "POST", url, content=_payload(request, entry, request.model), headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code != 200:
+                    body = await response.aread()
+                    raise _status_error(
+                        response.status_code, body, response.headers.get("retry-after")
+                    )
+                ctype = response.headers.get("content-type", "")
+                if not ctype.startswith("text/event-stream"):
+                    raise SwitchyardError(
+                        ErrorCode.PROVIDER_BAD_RESPONSE,
+                        f"upstream sent content type {ctype!r}, expected text/event-stream",
+                    )
+                async for event in _parse_sse(response.aiter_lines(), chat=chat):
+                    yield event
+        except httpx.TimeoutException as exc:
+            raise SwitchyardError(
+                ErrorCode.PROVIDER_TIMEOUT, f"upstream timed out ({type(exc).__name__})"
+            ) from exc
+        except httpx.ConnectError as exc:
+            raise SwitchyardError(
+                ErrorCode.PROVIDER_UNAVAILABLE, f"cannot connect to upstream: {exc}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise SwitchyardError(
+                ErrorCode.PROVIDER_ERROR, f"upstream connection failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _tool_call_deltas(raw: Any) -> list[ToolCallDelta] | None:
+    if not raw:
+        return None
+    return [ToolCallDelta.model_validate(item) for item in raw]
+
+
+async def _parse_sse(lines: AsyncIterator[str], *, chat: bool) -> AsyncIterator[ProviderEvent]:
+    """Turn SSE lines into deltas and one final `Finish`."""
+    finish_reason: Any = None
+    usage = None
+    completion_chunks = 0
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue  # blank separators, comments and `event:` lines
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        try:
+            chunk = orjson.loads(data)
+            if chunk.get("error"):
+                message = chunk["error"].get("message", "upstream stream error")
+                raise SwitchyardError(ErrorCode.PROVIDER_ERROR, f"upstream error: {message}")
+            if chunk.get("usage"):
+                usage = usage_of(
+                    int(chunk["usage"].get("prompt_tokens", 0)),
+                    int(chunk["usage"].get("completion_tokens", 0)),
+                )
+            for choice in chunk.get("choices") or ():
+                if chat:
+                    raw = choice.get("delta") or {}
+                    delta = Delta(
+                        content=raw.get("content"),
+                        tool_calls=_tool_call_deltas(raw.get("tool_calls")),
+                    )
+                else:
+                    delta = Delta(content=choice.get("text"))
+                if delta.content or delta.tool_calls:
+                    completion_chunks += 1
+                    yield delta
+                finish_reason = choice.get("finish_reason") or finish_reason
+        except SwitchyardError:
+            raise
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+            raise SwitchyardError(
+                ErrorCode.PROVIDER_BAD_RESPONSE, f"malformed stream chunk from upstream: {exc}"
+            ) from exc
+    else:
+        if finish_reason is None:
+            raise SwitchyardError(ErrorCode.PROVIDER_ERROR, "upstream stream ended before it finished")
+    if finish_reason not in {"stop", "length", "tool_calls", "content_filter"}:
+        finish_reason = "stop"
+    yield Finish(finish_reason=finish_reason, usage=usage or usage_of(0, completion_chunks))
