@@ -1,7 +1,12 @@
 """Switchyard contracts: the data that crosses service boundaries. No I/O lives here."""
 
 from switchyard.contracts import subjects
-from switchyard.contracts.envelope import REQUEST_ID_PATTERN, Envelope, deadline_in
+from switchyard.contracts.envelope import (
+    REQUEST_ID_PATTERN,
+    Envelope,
+    EnvelopeFields,
+    deadline_in,
+)
 from switchyard.contracts.errors import ERROR_REGISTRY, ErrorBody, ErrorCode, SwitchyardError
 from switchyard.contracts.messages import (
     STREAM_MESSAGE,
@@ -34,6 +39,7 @@ __all__ = [
     "CompletionRequestMessage",
     "Delta",
     "Envelope",
+    "EnvelopeFields",
     "ErrorBody",
     "ErrorCode",
     "ModelCard",

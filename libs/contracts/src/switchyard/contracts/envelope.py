@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+
+
+class EnvelopeFields(TypedDict):
+    """The envelope's fields, to copy into the messages that answer a request."""
+
+    request_id: str
+    tenant_id: str
+    deadline: datetime
 
 
 class Envelope(BaseModel):
@@ -18,6 +27,14 @@ class Envelope(BaseModel):
     )
     tenant_id: str = Field(min_length=1, max_length=128, description="Tenant the request is for.")
     deadline: AwareDatetime = Field(description="Absolute time after which the work is dropped.")
+
+    def header(self) -> EnvelopeFields:
+        """This message's envelope fields, for the messages that answer it."""
+        return {
+            "request_id": self.request_id,
+            "tenant_id": self.tenant_id,
+            "deadline": self.deadline,
+        }
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative once it has passed)."""

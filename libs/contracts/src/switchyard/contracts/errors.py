@@ -47,7 +47,9 @@ class ErrorSpec:
 
 
 ERROR_REGISTRY: dict[ErrorCode, ErrorSpec] = {
-    ErrorCode.INVALID_REQUEST: ErrorSpec(False, "The request is malformed or a value is out of range."),
+    ErrorCode.INVALID_REQUEST: ErrorSpec(
+        False, "The request is malformed or a value is out of range."
+    ),
     ErrorCode.UNAUTHORIZED: ErrorSpec(False, "Missing or invalid credentials."),
     ErrorCode.FORBIDDEN: ErrorSpec(False, "The credentials do not allow this operation."),
     ErrorCode.NOT_FOUND: ErrorSpec(False, "The resource does not exist (or is not yours)."),
@@ -59,10 +61,18 @@ ERROR_REGISTRY: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.PROVIDER_TIMEOUT: ErrorSpec(True, "The model provider did not answer in time."),
     ErrorCode.PROVIDER_UNAVAILABLE: ErrorSpec(True, "The model provider could not be reached."),
     ErrorCode.PROVIDER_ERROR: ErrorSpec(True, "The model provider failed while answering."),
-    ErrorCode.PROVIDER_BAD_RESPONSE: ErrorSpec(False, "The model provider sent a malformed answer."),
-    ErrorCode.UPSTREAM_RATE_LIMITED: ErrorSpec(True, "The model provider rate-limited the request."),
-    ErrorCode.CIRCUIT_OPEN: ErrorSpec(True, "Every deployment of the model is failing; retry later."),
-    ErrorCode.DEADLINE_EXCEEDED: ErrorSpec(True, "The request's deadline passed before it finished."),
+    ErrorCode.PROVIDER_BAD_RESPONSE: ErrorSpec(
+        False, "The model provider sent a malformed answer."
+    ),
+    ErrorCode.UPSTREAM_RATE_LIMITED: ErrorSpec(
+        True, "The model provider rate-limited the request."
+    ),
+    ErrorCode.CIRCUIT_OPEN: ErrorSpec(
+        True, "Every deployment of the model is failing; retry later."
+    ),
+    ErrorCode.DEADLINE_EXCEEDED: ErrorSpec(
+        True, "The request's deadline passed before it finished."
+    ),
     ErrorCode.CANCELLED: ErrorSpec(False, "The client cancelled the request."),
     ErrorCode.SERVICE_UNAVAILABLE: ErrorSpec(True, "A Switchyard service needed for this is down."),
     ErrorCode.STREAM_BROKEN: ErrorSpec(True, "The internal stream lost or reordered messages."),
@@ -84,7 +94,9 @@ class ErrorBody(BaseModel):
     @classmethod
     def of(cls, code: ErrorCode, message: str, **details: Any) -> ErrorBody:
         """Build an envelope whose `retryable` flag comes from the registry."""
-        return cls(code=code, message=message, retryable=ERROR_REGISTRY[code].retryable, details=details)
+        return cls(
+            code=code, message=message, retryable=ERROR_REGISTRY[code].retryable, details=details
+        )
 
 
 class SwitchyardError(Exception):

@@ -16,9 +16,9 @@ RECONNECT_MAX_DELAY = 10.0
 
 
 def reconnect_delay(attempt: int) -> float:
-    """Exponential backoff with full jitter, capped: a fleet of services never reconnects in step."""
+    """Exponential backoff with full jitter, capped, so a fleet never reconnects in step."""
     ceiling = min(RECONNECT_MAX_DELAY, RECONNECT_BASE_DELAY * (2 ** min(attempt, 16)))
-    return random.uniform(RECONNECT_BASE_DELAY, max(RECONNECT_BASE_DELAY, ceiling))  # noqa: S311
+    return random.uniform(RECONNECT_BASE_DELAY, max(RECONNECT_BASE_DELAY, ceiling))
 
 
 def _choose_server(servers: list[Server], _info: dict[str, Any]) -> tuple[Server | None, float]:

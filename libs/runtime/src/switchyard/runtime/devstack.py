@@ -39,16 +39,21 @@ def dev_api_key(data_dir: Path) -> str:
 
 
 def wait_ready(
-    url: str, timeout: float, procs: dict[str, subprocess.Popen[bytes]], stopping: Callable[[], bool]
+    url: str,
+    timeout: float,
+    procs: dict[str, subprocess.Popen[bytes]],
+    stopping: Callable[[], bool],
 ) -> None:
     """Poll the gateway's `/readyz` until it answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stopping():
         for name, proc in procs.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see .data/logs/{name}.log")
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode}; see .data/logs/{name}.log"
+                )
         try:
-            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback URL
+            with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:
                     return
         except OSError:
@@ -78,7 +83,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    print(f"switchyard: starting NATS on {host}:{nats_port} and PostgreSQL in {root / 'pg'}", flush=True)
+    print(
+        f"switchyard: starting NATS on {host}:{nats_port} and PostgreSQL in {root / 'pg'}",
+        flush=True,
+    )
     nats = start_nats(root / "nats", port=nats_port, host="127.0.0.1", log_file=logs / "nats.log")
     postgres = start_postgres(root / "pg")
     env = {
@@ -106,7 +114,7 @@ def main() -> int:
         url = f"http://{host}:{http_port}"
         wait_ready(f"{url}/readyz", timeout=180, procs=procs, stopping=lambda: stopping)
         print(
-            f"\nSwitchyard is up.\n  gateway:  {url}  (OpenAI base URL: {url}/v1, docs: {url}/docs)\n"
+            f"\nSwitchyard is up.\n  gateway:  {url}  (OpenAI base URL {url}/v1, docs {url}/docs)\n"
             f"  API key:  {key}  (also in {root / 'dev-api-key'})\n  NATS:     {nats.url}\n"
             f"  Postgres: {postgres.uri}\nPress Ctrl-C to stop.\n",
             flush=True,

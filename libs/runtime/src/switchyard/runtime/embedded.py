@@ -26,7 +26,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until `host:port` accepts connections, or raise `TimeoutError`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -38,7 +40,9 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[b
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0, sig: int = signal.SIGTERM) -> int:
+def stop_process(
+    proc: subprocess.Popen[bytes], timeout: float = 10.0, sig: int = signal.SIGTERM
+) -> int:
     """Signal one process we started (by its PID), wait, and kill it if it does not exit."""
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -79,7 +83,9 @@ class NatsServer:
         stop_process(self.proc)
 
 
-def start_nats(store_dir: Path, port: int = 4222, host: str = "127.0.0.1", log_file: Path | None = None) -> NatsServer:
+def start_nats(
+    store_dir: Path, port: int = 4222, host: str = "127.0.0.1", log_file: Path | None = None
+) -> NatsServer:
     """Start NATS with JetStream storing under `store_dir`, bound to `host:port`."""
     store_dir.mkdir(parents=True, exist_ok=True)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
@@ -131,7 +137,7 @@ def start_postgres(datadir: Path) -> PostgresServer:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(datadir.parent))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        server = pgserver.get_server(str(datadir), cleanup_mode=None)
+        server = pgserver.get_server(str(datadir), cleanup_mode=None)  # type: ignore[attr-defined]
     server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
     pid = int((datadir / "postmaster.pid").read_text().split()[0])
     return PostgresServer(datadir=datadir, uri=server.get_uri(), pid=pid)

@@ -26,7 +26,9 @@ class ServiceSettings(BaseSettings):
         default_factory=lambda: _suite_default("NATS_URL", "nats://127.0.0.1:4222"),
         description="Comma-separated NATS server URLs (falls back to SWITCHYARD_NATS_URL).",
     )
-    health_host: str = Field(default="127.0.0.1", description="Bind address of the gRPC health server.")
+    health_host: str = Field(
+        default="127.0.0.1", description="Bind address of the gRPC health server."
+    )
     health_port: int = Field(
         default=0, ge=0, le=65535, description="Port of the gRPC health server (0 = any free port)."
     )

@@ -31,7 +31,9 @@ class Inference:
     health: HealthServer
 
 
-async def _providers(settings: InferenceSettings, table: ModelTable, names: set[str]) -> dict[str, Provider]:
+async def _providers(
+    settings: InferenceSettings, table: ModelTable, names: set[str]
+) -> dict[str, Provider]:
     providers: dict[str, Provider] = {}
     if "openai" in names:
         providers["openai"] = OpenAIProvider()
@@ -57,7 +59,9 @@ async def lifespan(settings: InferenceSettings) -> AsyncIterator[Inference]:
     table = ModelTable(entries, settings.default_model)
     providers = await _providers(settings, table, {entry.provider for entry in entries.values()})
     broker = make_broker(settings.nats_url, "inference", settings.shutdown_timeout)
-    health = HealthServer("inference", settings.health_host, settings.health_port, [nats_probe(broker)])
+    health = HealthServer(
+        "inference", settings.health_host, settings.health_port, [nats_probe(broker)]
+    )
     try:
         await broker.connect()
         generations = Generations(nats_client(broker), table, providers, settings.max_inflight)

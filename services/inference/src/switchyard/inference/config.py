@@ -19,7 +19,9 @@ class ModelEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["local", "openai"] = Field(description="Provider adapter that serves the model.")
+    provider: Literal["local", "openai"] = Field(
+        description="Provider adapter that serves the model."
+    )
     upstream_model: str | None = Field(
         default=None, description="Model name sent upstream (defaults to the public name)."
     )
@@ -29,7 +31,9 @@ class ModelEntry(BaseModel):
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the upstream API key."
     )
-    first_token_timeout: float = Field(default=30.0, gt=0, description="Seconds to the first token.")
+    first_token_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to the first token."
+    )
     idle_timeout: float = Field(default=30.0, gt=0, description="Seconds allowed between chunks.")
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect upstream.")
     default_max_tokens: int = Field(
@@ -51,7 +55,8 @@ class InferenceSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHYARD_INFERENCE_", extra="ignore")
 
     models_file: Path | None = Field(
-        default=None, description="JSON file with the model table (name → entry); replaces `models`."
+        default=None,
+        description="JSON file with the model table (name → entry); replaces `models`.",
     )
     models: dict[str, ModelEntry] = Field(
         default_factory=default_models, description="The model table as JSON (name → entry)."
@@ -66,7 +71,9 @@ class InferenceSettings(ServiceSettings):
     local_queue: int = Field(
         default=16, ge=0, description="Local generations that may wait; beyond that: `overloaded`."
     )
-    local_context: int = Field(default=2048, ge=256, description="Context window of the local model.")
+    local_context: int = Field(
+        default=2048, ge=256, description="Context window of the local model."
+    )
     max_inflight: int = Field(
         default=1024, ge=1, description="Generations this replica runs at once (all providers)."
     )

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Literal
 
 from nats.aio.client import Client
@@ -62,7 +62,9 @@ class ModelTable:
 
     def cards(self) -> list[ModelCard]:
         """What `GET /v1/models` lists."""
-        return [ModelCard(id=name, owned_by=entry.provider) for name, entry in self._entries.items()]
+        return [
+            ModelCard(id=name, owned_by=entry.provider) for name, entry in self._entries.items()
+        ]
 
 
 class Generations:
@@ -89,13 +91,21 @@ class Generations:
         """Begin a generation whose stream goes to `reply`."""
         rid = message.request_id
         if not self._accepting:
-            self._reply_error(message, reply, ErrorCode.SERVICE_UNAVAILABLE, "inference is shutting down")
+            self._reply_error(
+                message, reply, ErrorCode.SERVICE_UNAVAILABLE, "inference is shutting down"
+            )
         elif message.expired():
-            self._reply_error(message, reply, ErrorCode.DEADLINE_EXCEEDED, "deadline passed before start")
+            self._reply_error(
+                message, reply, ErrorCode.DEADLINE_EXCEEDED, "deadline passed before start"
+            )
         elif rid in self._tasks:
-            self._reply_error(message, reply, ErrorCode.CONFLICT, f"request {rid} is already running")
+            self._reply_error(
+                message, reply, ErrorCode.CONFLICT, f"request {rid} is already running"
+            )
         elif len(self._tasks) >= self._max_inflight:
-            self._reply_error(message, reply, ErrorCode.OVERLOADED, "too many generations in flight")
+            self._reply_error(
+                message, reply, ErrorCode.OVERLOADED, "too many generations in flight"
+            )
         else:
             task = asyncio.create_task(self._run(message, reply), name=f"gen-{rid}")
             self._tasks[rid] = task
@@ -127,9 +137,7 @@ class Generations:
 
     def _reply_error(self, message: Envelope, reply: str, code: ErrorCode, text: str) -> None:
         error = StreamError(
-            request_id=message.request_id,
-            tenant_id=message.tenant_id,
-            deadline=message.deadline,
+            **message.header(),
             seq=0,
             error=ErrorBody.of(code, text),
         )
@@ -140,7 +148,9 @@ class Generations:
     async def _publish(self, reply: str, message: StreamChunk | StreamDone | StreamError) -> None:
         await self._nc.publish(reply, message.model_dump_json().encode())
 
-    def _stream(self, message: RequestMessage, name: str, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+    def _stream(
+        self, message: RequestMessage, name: str, entry: ModelEntry
+    ) -> AsyncGenerator[ProviderEvent, None]:
         provider = self._providers.get(entry.provider)
         if provider is None:
             raise SwitchyardError(
@@ -153,11 +163,7 @@ class Generations:
 
     async def _run(self, message: RequestMessage, reply: str) -> None:
         request_id_var.set(message.request_id)
-        head = {
-            "request_id": message.request_id,
-            "tenant_id": message.tenant_id,
-            "deadline": message.deadline,
-        }
+        head = message.header()
         seq = 0
         started = time.monotonic()
         try:

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 def register(broker: NatsBroker, generations: Generations, models: ModelTable) -> None:
     """Subscribe the inference handlers (queue group `inference`; cancels reach every replica)."""
 
-    async def start(kind: type[ChatRequestMessage | CompletionRequestMessage], msg: NatsMessage) -> None:
+    async def start(
+        kind: type[ChatRequestMessage | CompletionRequestMessage], msg: NatsMessage
+    ) -> None:
         try:
             request = kind.model_validate_json(msg.body)
         except ValidationError as exc:

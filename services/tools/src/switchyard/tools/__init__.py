@@ -1,0 +1,1 @@
+"""Switchyard tools service."""

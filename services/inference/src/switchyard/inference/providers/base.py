@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,11 +25,15 @@ ProviderEvent = Delta | Finish
 class Provider(Protocol):
     """A model backend. Streams never block the event loop; closing the iterator stops the work."""
 
-    def chat(self, request: ChatCompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+    def chat(
+        self, request: ChatCompletionRequest, entry: ModelEntry
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a chat completion: deltas, then exactly one `Finish`."""
         ...
 
-    def complete(self, request: CompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+    def complete(
+        self, request: CompletionRequest, entry: ModelEntry
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a text completion: deltas, then exactly one `Finish`."""
         ...
 

@@ -14,7 +14,7 @@ import contextlib
 import importlib.resources
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,9 @@ def _text(content: Any) -> str:
     parts = []
     for part in content:
         if isinstance(part, ImagePart):
-            raise SwitchyardError(ErrorCode.INVALID_REQUEST, "the local model does not accept images")
+            raise SwitchyardError(
+                ErrorCode.INVALID_REQUEST, "the local model does not accept images"
+            )
         parts.append(part.text)
     return "".join(parts)
 
@@ -60,7 +62,9 @@ def _messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
     return out
 
 
-def _sampling(request: ChatCompletionRequest | CompletionRequest, entry: ModelEntry) -> dict[str, Any]:
+def _sampling(
+    request: ChatCompletionRequest | CompletionRequest, entry: ModelEntry
+) -> dict[str, Any]:
     params: dict[str, Any] = {"max_tokens": request.token_limit() or entry.default_max_tokens}
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed"):
         value = getattr(request, name)
@@ -91,7 +95,10 @@ class LocalProvider:
         loop = asyncio.get_running_loop()
         barrier = threading.Barrier(self._workers)
         await asyncio.gather(
-            *(loop.run_in_executor(self._executor, self._model, barrier) for _ in range(self._workers))
+            *(
+                loop.run_in_executor(self._executor, self._model, barrier)
+                for _ in range(self._workers)
+            )
         )
 
     def _model(self, barrier: threading.Barrier | None = None) -> Any:
@@ -114,7 +121,9 @@ class LocalProvider:
         """Stop the worker threads (running generations finish their current token)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def chat(self, request: ChatCompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+    def chat(
+        self, request: ChatCompletionRequest, entry: ModelEntry
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a chat completion."""
         messages = _messages(request.messages)
         params = _sampling(request, entry)
@@ -127,7 +136,9 @@ class LocalProvider:
 
         return self._generate(start, chat=True)
 
-    def complete(self, request: CompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+    def complete(
+        self, request: CompletionRequest, entry: ModelEntry
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a text completion."""
         prompt = request.prompt_text()
         params = _sampling(request, entry)
@@ -142,7 +153,7 @@ class LocalProvider:
 
     async def _generate(
         self, start: Callable[[Any], Iterator[dict[str, Any]]], *, chat: bool
-    ) -> AsyncIterator[ProviderEvent]:
+    ) -> AsyncGenerator[ProviderEvent, None]:
         if self._admitted >= self._limit:
             raise SwitchyardError(
                 ErrorCode.OVERLOADED,

@@ -6,7 +6,7 @@ Streams are parsed incrementally: each SSE `data:` line becomes a delta as soon 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -49,7 +49,9 @@ def _status_error(status: int, body: bytes, retry_after: str | None) -> Switchya
     return SwitchyardError(code, message, **details)
 
 
-def _payload(request: ChatCompletionRequest | CompletionRequest, entry: ModelEntry, name: str) -> bytes:
+def _payload(
+    request: ChatCompletionRequest | CompletionRequest, entry: ModelEntry, name: str
+) -> bytes:
     body = request.model_dump(exclude_none=True, exclude={"stream", "stream_options"})
     body["model"] = entry.upstream_model or name
     body["stream"] = True
@@ -72,11 +74,15 @@ class OpenAIProvider:
         """Close the connection pool."""
         await self._client.aclose()
 
-    def chat(self, request: ChatCompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+    def chat(
+        self, request: ChatCompletionRequest, entry: ModelEntry
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a chat completion from `{base_url}/chat/completions`."""
         return self._stream("chat/completions", request, entry, chat=True)
 
-    def complete(self, request: CompletionRequest, entry: ModelEntry) -> AsyncIterator[ProviderEvent]:
+    def complete(
+        self, request: CompletionRequest, entry: ModelEntry
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a text completion from `{base_url}/completions`."""
         return self._stream("completions", request, entry, chat=False)
 
@@ -87,7 +93,7 @@ class OpenAIProvider:
         entry: ModelEntry,
         *,
         chat: bool,
-    ) -> AsyncIterator[ProviderEvent]:
+    ) -> AsyncGenerator[ProviderEvent, None]:
         if not entry.base_url:
             raise SwitchyardError(ErrorCode.INTERNAL_ERROR, "model entry has no base_url")
         headers = {"content-type": "application/json", "accept": "text/event-stream"}
@@ -102,7 +108,11 @@ class OpenAIProvider:
         url = f"{entry.base_url.rstrip('/')}/{path}"
         try:
             async with self._client.stream(
-                "POST", url, content=_payload(request, entry, request.model), headers=headers, timeout=timeout
+                "POST",
+                url,
+                content=_payload(request, entry, request.model),
+                headers=headers,
+                timeout=timeout,
             ) as response:
                 if response.status_code != 200:
                     body = await response.aread()
@@ -137,7 +147,9 @@ def _tool_call_deltas(raw: Any) -> list[ToolCallDelta] | None:
     return [ToolCallDelta.model_validate(item) for item in raw]
 
 
-async def _parse_sse(lines: AsyncIterator[str], *, chat: bool) -> AsyncIterator[ProviderEvent]:
+async def _parse_sse(
+    lines: AsyncIterator[str], *, chat: bool
+) -> AsyncGenerator[ProviderEvent, None]:
     """Turn SSE lines into deltas and one final `Finish`."""
     finish_reason: Any = None
     usage = None
@@ -179,7 +191,9 @@ async def _parse_sse(lines: AsyncIterator[str], *, chat: bool) -> AsyncIterator[
             ) from exc
     else:
         if finish_reason is None:
-            raise SwitchyardError(ErrorCode.PROVIDER_ERROR, "upstream stream ended before it finished")
+            raise SwitchyardError(
+                ErrorCode.PROVIDER_ERROR, "upstream stream ended before it finished"
+            )
     if finish_reason not in {"stop", "length", "tool_calls", "content_filter"}:
         finish_reason = "stop"
     yield Finish(finish_reason=finish_reason, usage=usage or usage_of(0, completion_chunks))

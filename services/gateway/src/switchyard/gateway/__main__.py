@@ -1,0 +1,27 @@
+"""`python -m switchyard.gateway`."""
+
+import uvicorn
+
+from switchyard.gateway.app import create_app
+from switchyard.gateway.config import GatewaySettings
+from switchyard.runtime.logging import setup_logging
+
+
+def main() -> None:
+    """Serve the gateway with uvicorn (uvloop + httptools); SIGTERM drains in-flight requests."""
+    settings = GatewaySettings()
+    setup_logging("gateway", settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+    )
+
+
+if __name__ == "__main__":
+    main()

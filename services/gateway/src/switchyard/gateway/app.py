@@ -1,0 +1,59 @@
+"""The gateway app factory: resources born in the lifespan, routes and error handlers installed."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from switchyard.gateway.auth import KeyTable
+from switchyard.gateway.config import GatewaySettings
+from switchyard.gateway.errors import install_error_handlers
+from switchyard.gateway.middleware import RequestContext
+from switchyard.gateway.relay import Relay
+from switchyard.gateway.routes import router
+from switchyard.gateway.streams import StreamMux
+from switchyard.runtime.broker import make_broker, nats_probe
+from switchyard.runtime.health import HealthServer
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """Build the gateway application."""
+    settings = settings or GatewaySettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = make_broker(settings.nats_url, "gateway", settings.shutdown_timeout)
+        nc = await broker.connect()
+        mux = StreamMux(nc)
+        await mux.start()
+        health = HealthServer(
+            "gateway", settings.health_host, settings.health_port, [nats_probe(broker)]
+        )
+        await health.start()
+        app.state.relay = Relay(nc, mux, settings)
+        app.state.keys = KeyTable(settings.key_table())
+        if not settings.key_table():
+            log.warning("no API keys configured: every request will be refused (401)")
+        log.info("gateway ready", extra={"host": settings.host, "port": settings.port})
+        try:
+            yield
+        finally:
+            await health.stop()
+            await mux.stop()
+            await broker.stop()
+
+    app = FastAPI(
+        title="Switchyard",
+        version="0.1.0",
+        description="OpenAI-compatible gateway of Switchyard, a backend for LLM applications.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    return app

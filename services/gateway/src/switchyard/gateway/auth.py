@@ -1,0 +1,47 @@
+"""API keys → tenants (from settings for now; a later issue moves them to PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from switchyard.contracts import ErrorCode, SwitchyardError
+
+bearer = HTTPBearer(auto_error=False, description="Switchyard API key")
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class KeyTable:
+    """Looks keys up by digest, so the table holds no plaintext key after start-up."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self._tenants = {_digest(key): tenant for key, tenant in keys.items()}
+
+    def tenant(self, key: str) -> str | None:
+        """The tenant of `key`, if it is a valid key."""
+        return self._tenants.get(_digest(key))
+
+
+def tenant_of(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The tenant of the request's bearer key, or a 401 error."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise SwitchyardError(
+            ErrorCode.UNAUTHORIZED, "Missing API key: send 'Authorization: Bearer <key>'."
+        )
+    keys: KeyTable = request.app.state.keys
+    tenant = keys.tenant(credentials.credentials)
+    if tenant is None:
+        raise SwitchyardError(ErrorCode.UNAUTHORIZED, "Invalid API key.")
+    return tenant
+
+
+Tenant = Annotated[str, Depends(tenant_of)]

@@ -1,0 +1,45 @@
+"""Gateway settings (env prefix `SWITCHYARD_GATEWAY_`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from switchyard.runtime.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """Settings of the HTTP edge."""
+
+    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_GATEWAY_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    port: int = Field(default=8080, ge=0, le=65535, description="HTTP port.")
+    api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="API keys and tenants: `key1=tenant1,key2=tenant2` (a bare key → `default`).",
+    )
+    request_timeout: float = Field(
+        default=300.0, gt=0, description="Absolute deadline of a request, in seconds."
+    )
+    first_token_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds to wait for the first streamed message."
+    )
+    idle_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds to wait between streamed messages."
+    )
+    control_timeout: float = Field(
+        default=5.0, gt=0, description="Timeout of small request/reply calls (e.g. listing models)."
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest accepted request body."
+    )
+
+    def key_table(self) -> dict[str, str]:
+        """API key → tenant id."""
+        table: dict[str, str] = {}
+        for item in self.api_keys.get_secret_value().split(","):
+            key, _, tenant = item.strip().partition("=")
+            if key:
+                table[key] = tenant.strip() or "default"
+        return table

@@ -1,0 +1,181 @@
+"""The gateway's service layer: send a request over NATS and follow its reply stream.
+
+An `Exchange` is one request's round trip. It enforces the time-to-first-token, idle and absolute
+deadlines on the gateway side (so a lost inference replica can never hang a client) and announces
+a cancel when it ends before its stream did (client gone, timeout, broken stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from fastapi import Request
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from switchyard.contracts import (
+    ChatRequestMessage,
+    CompletionRequestMessage,
+    Envelope,
+    EnvelopeFields,
+    ErrorCode,
+    ModelCard,
+    ModelsReply,
+    ModelsRequest,
+    StreamError,
+    SwitchyardError,
+    deadline_in,
+    subjects,
+)
+from switchyard.gateway.config import GatewaySettings
+from switchyard.gateway.streams import ReplyStream, StreamItem, StreamMux
+
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The HTTP client disconnected."""
+
+
+class Exchange:
+    """One request's reply stream, with the gateway's timeouts."""
+
+    def __init__(self, relay: Relay, envelope: Envelope, stream: ReplyStream) -> None:
+        self._relay = relay
+        self.envelope = envelope
+        self._stream = stream
+        self._first = True
+        self.started = time.monotonic()
+        self.first_at: float | None = None
+
+    async def next(self) -> StreamItem:
+        """The next message of the stream; an error message is raised as `SwitchyardError`."""
+        settings = self._relay.settings
+        limit = settings.first_token_timeout if self._first else settings.idle_timeout
+        remaining = self.envelope.remaining()
+        if remaining <= 0:
+            raise SwitchyardError(ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed")
+        try:
+            item = await self._stream.next(min(limit, remaining))
+        except TimeoutError:
+            if remaining <= limit:
+                raise SwitchyardError(
+                    ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed"
+                ) from None
+            what = "first token" if self._first else "next chunk"
+            raise SwitchyardError(
+                ErrorCode.PROVIDER_TIMEOUT, f"no {what} within {limit:g}s", timeout=limit
+            ) from None
+        if self._first:
+            self.first_at = time.monotonic()
+        self._first = False
+        if isinstance(item, StreamError):
+            error = SwitchyardError(item.error.code, item.error.message, **item.error.details)
+            error.body = item.error
+            raise error
+        return item
+
+    def close(self, reason: str = "client_disconnected") -> None:
+        """Release the stream; if it has not ended, tell inference to stop."""
+        if not self._stream.finished:
+            self._relay.mux.cancel(self.envelope, reason)
+        self._stream.close()
+
+
+class Relay:
+    """Turns validated HTTP requests into NATS requests and reply streams."""
+
+    def __init__(self, nc: Client, mux: StreamMux, settings: GatewaySettings) -> None:
+        self.nc = nc
+        self.mux = mux
+        self.settings = settings
+
+    def envelope(self, request: Request, tenant: str) -> EnvelopeFields:
+        """The header fields of a new request: its id, tenant and absolute deadline."""
+        timeout = self.settings.request_timeout
+        raw = request.headers.get("x-switchyard-timeout")
+        if raw is not None:
+            try:
+                asked = float(raw)
+            except ValueError:
+                asked = -1.0
+            if not 0 < asked <= timeout:
+                raise SwitchyardError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"x-switchyard-timeout must be a number of seconds in (0, {timeout:g}]",
+                    param="x-switchyard-timeout",
+                )
+            timeout = asked
+        return {
+            "request_id": request.state.request_id,
+            "tenant_id": tenant,
+            "deadline": deadline_in(timeout),
+        }
+
+    async def start(
+        self, subject: str, message: ChatRequestMessage | CompletionRequestMessage
+    ) -> tuple[Exchange, StreamItem]:
+        """Send the request and wait for its first message (a chunk, or done for an empty answer).
+
+        Errors that come before any token are raised, so they become proper HTTP statuses.
+        """
+        stream = await self.mux.send(subject, message.model_dump_json().encode())
+        exchange = Exchange(self, message, stream)
+        try:
+            first = await exchange.next()
+        except BaseException:
+            exchange.close("gateway_error")
+            raise
+        return exchange, first
+
+    async def models(self, tenant: str, request_id: str) -> list[ModelCard]:
+        """The models inference serves."""
+        request = ModelsRequest(
+            request_id=request_id,
+            tenant_id=tenant,
+            deadline=deadline_in(self.settings.control_timeout),
+        )
+        try:
+            msg = await self.nc.request(
+                subjects.MODELS,
+                request.model_dump_json().encode(),
+                timeout=self.settings.control_timeout,
+            )
+        except NoRespondersError as exc:
+            raise SwitchyardError(
+                ErrorCode.SERVICE_UNAVAILABLE, "no inference service is running"
+            ) from exc
+        except NatsTimeoutError as exc:
+            raise SwitchyardError(
+                ErrorCode.SERVICE_UNAVAILABLE, "inference did not answer in time"
+            ) from exc
+        reply = ModelsReply.model_validate_json(msg.data)
+        if reply.error is not None:
+            raise SwitchyardError(reply.error.code, reply.error.message)
+        return reply.data
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run `work`, but cancel it and raise `ClientGone` if the HTTP client disconnects first."""
+    task = asyncio.ensure_future(work)
+    receive = request.receive
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    if task.cancelled():
+        raise ClientGone
+    return task.result()

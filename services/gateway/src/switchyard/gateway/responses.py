@@ -1,0 +1,166 @@
+"""OpenAI response shapes: whole JSON answers and SSE chunk streams built from reply streams."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Literal
+
+import orjson
+
+from switchyard.contracts import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    ErrorBody,
+    ErrorCode,
+    StreamChunk,
+    StreamDone,
+    SwitchyardError,
+)
+from switchyard.gateway.errors import openai_error
+from switchyard.gateway.relay import Exchange
+from switchyard.gateway.streams import StreamItem
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["chat", "completion"]
+
+
+def _ids(kind: Kind, exchange: Exchange) -> tuple[str, str]:
+    prefix, obj = ("chatcmpl", "chat.completion") if kind == "chat" else ("cmpl", "text_completion")
+    return f"{prefix}-{exchange.envelope.request_id}", obj
+
+
+async def _items(exchange: Exchange, first: StreamItem) -> AsyncIterator[StreamItem]:
+    item = first
+    while True:
+        yield item
+        if isinstance(item, StreamDone):
+            return
+        item = await exchange.next()
+
+
+async def collect(kind: Kind, exchange: Exchange, first: StreamItem) -> dict[str, Any]:
+    """Gather the whole stream into one OpenAI response body."""
+    text: list[str] = []
+    tool_calls: dict[int, dict[str, Any]] = {}
+    async for item in _items(exchange, first):
+        if isinstance(item, StreamChunk):
+            if item.delta.content:
+                text.append(item.delta.content)
+            for call in item.delta.tool_calls or ():
+                slot = tool_calls.setdefault(
+                    call.index,
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                slot["id"] = call.id or slot["id"]
+                for key in ("name", "arguments"):
+                    slot["function"][key] += (call.function or {}).get(key) or ""
+            continue
+        assert isinstance(item, StreamDone)
+        ident, obj = _ids(kind, exchange)
+        content = "".join(text)
+        if kind == "chat":
+            message: dict[str, Any] = {"role": "assistant", "content": content or None}
+            if tool_calls:
+                message["tool_calls"] = [tool_calls[i] for i in sorted(tool_calls)]
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": message,
+                "finish_reason": item.finish_reason,
+                "logprobs": None,
+            }
+        else:
+            choice = {
+                "index": 0,
+                "text": content,
+                "finish_reason": item.finish_reason,
+                "logprobs": None,
+            }
+        return {
+            "id": ident,
+            "object": obj,
+            "created": int(time.time()),
+            "model": item.model,
+            "choices": [choice],
+            "usage": item.usage.model_dump(),
+        }
+    raise SwitchyardError(ErrorCode.STREAM_BROKEN, "stream ended without a terminal message")
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def sse_events(
+    kind: Kind,
+    exchange: Exchange,
+    first: StreamItem,
+    request: ChatCompletionRequest | CompletionRequest,
+) -> AsyncGenerator[bytes, None]:
+    """The SSE body: OpenAI chunks, then `data: [DONE]`; a failure ends it with an error event."""
+    ident, obj = _ids(kind, exchange)
+    obj = f"{obj}.chunk" if kind == "chat" else obj
+    created = int(time.time())
+    include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    sent = 0
+    try:
+        async for item in _items(exchange, first):
+            if isinstance(item, StreamChunk):
+                if kind == "chat":
+                    delta = item.delta.model_dump(exclude_none=True)
+                    choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
+                else:
+                    choice = {"index": 0, "text": item.delta.content or "", "finish_reason": None}
+                yield _sse(
+                    {
+                        "id": ident,
+                        "object": obj,
+                        "created": created,
+                        "model": item.model,
+                        "choices": [choice],
+                    }
+                )
+                sent += 1
+                continue
+            assert isinstance(item, StreamDone)
+            last: dict[str, Any] = (
+                {"index": 0, "delta": {}, "finish_reason": item.finish_reason}
+                if kind == "chat"
+                else {"index": 0, "text": "", "finish_reason": item.finish_reason}
+            )
+            yield _sse(
+                {
+                    "id": ident,
+                    "object": obj,
+                    "created": created,
+                    "model": item.model,
+                    "choices": [last],
+                }
+            )
+            if include_usage:
+                yield _sse(
+                    {
+                        "id": ident,
+                        "object": obj,
+                        "created": created,
+                        "model": item.model,
+                        "choices": [],
+                        "usage": item.usage.model_dump(),
+                    }
+                )
+            yield b"data: [DONE]\n\n"
+    except SwitchyardError as exc:
+        log.warning("stream failed after %d chunks: %s", sent, exc.body.message)
+        yield _sse(openai_error(exc.body, partial=sent > 0))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("stream relay crashed")
+        yield _sse(
+            openai_error(ErrorBody.of(ErrorCode.INTERNAL_ERROR, "internal error"), partial=sent > 0)
+        )
+    finally:
+        exchange.close()

@@ -1,0 +1,203 @@
+"""A real HTTP server that speaks the OpenAI streaming protocol and misbehaves on demand.
+
+It stands in for a remote model provider (the one thing that cannot run here). The upstream
+model name in the request picks the behaviour:
+
+- `ok`           streams the words of `OK_TEXT`, then `[DONE]`
+- `slow`         waits `SLOW_SECONDS` before the first chunk
+- `cut`          sends `CUT_AFTER` chunks, then drops the connection mid-stream
+- `malformed`    sends a chunk that is not JSON
+- `html`         answers 200 with `text/html`
+- `unavailable`  answers 503 with an OpenAI error body
+- `trickle`      sends a chunk every 100 ms for 60 s (to watch for the client going away)
+- `tools`        streams a tool call
+
+Every request is recorded (`calls`), keyed by the last user message so a test can find its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+OK_TEXT = "Hello from the fake provider, five words."
+SLOW_SECONDS = 3.0
+CUT_AFTER = 5
+
+
+@dataclass
+class Call:
+    """One request the fake received."""
+
+    path: str
+    model: str
+    body: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+    chunks_sent: int = 0
+    closed_at: float | None = None  # when the client closed the connection, if it did
+
+
+def _marker(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or []
+    if messages:
+        content = messages[-1].get("content")
+        return content if isinstance(content, str) else ""
+    prompt = body.get("prompt")
+    return prompt if isinstance(prompt, str) else ""
+
+
+class FakeOpenAI:
+    """The fake provider, serving on 127.0.0.1 from its own thread and event loop."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, Call] = {}
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fake-openai", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeOpenAI:
+        """Start serving; returns once the port is bound."""
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake provider did not start")
+        return self
+
+    def stop(self) -> None:
+        """Stop the loop and its thread."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                _method, path, _ = lines[0].split(" ", 2)
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
+                body = orjson.loads(await reader.readexactly(int(headers.get("content-length", 0))))
+                call = Call(path=path, model=str(body.get("model")), body=body)
+                self.calls[_marker(body)] = call
+                keep_open = await self._respond(call, reader, writer)
+                if not keep_open:
+                    break
+        writer.close()
+
+    async def _respond(
+        self, call: Call, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        model = call.model
+        if model == "unavailable":
+            body = orjson.dumps({"error": {"message": "overloaded", "type": "server_error"}})
+            writer.write(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+            return True
+        if model == "html":
+            body = b"<html>not an API</html>"
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            await writer.drain()
+            return True
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        chat = call.path.endswith("/chat/completions")
+
+        async def send(data: bytes) -> None:
+            frame = b"data: " + data + b"\n\n"
+            writer.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+            await writer.drain()
+            call.chunks_sent += 1
+
+        def chunk(text: str | None = None, finish: str | None = None, **delta: Any) -> bytes:
+            if chat:
+                if text is not None:
+                    delta["content"] = text
+                choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+            else:
+                choice = {"index": 0, "text": text or "", "finish_reason": finish}
+            return orjson.dumps(
+                {"id": "fake", "object": "chunk", "model": model, "choices": [choice]}
+            )
+
+        if model == "slow":
+            await asyncio.sleep(SLOW_SECONDS)
+        if model == "malformed":
+            await send(b"{this is not json")
+        elif model == "cut":
+            for i in range(CUT_AFTER):
+                await send(chunk(f"part{i} "))
+            writer.transport.abort()  # drop the connection without ending the chunked body
+            return False
+        elif model == "trickle":
+            watcher = asyncio.ensure_future(reader.read(1))
+            try:
+                for i in range(600):
+                    if watcher.done():
+                        raise ConnectionResetError
+                    await send(chunk(f"t{i} "))
+                    await asyncio.sleep(0.1)
+            except ConnectionError:
+                call.closed_at = time.monotonic()
+                return False
+        elif model == "tools":
+            call_delta = {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": ""},
+                    }
+                ]
+            }
+            await send(chunk(**call_delta))
+            for piece in ('{"city": ', '"Paris"}'):
+                await send(chunk(tool_calls=[{"index": 0, "function": {"arguments": piece}}]))
+            await send(chunk(finish="tool_calls"))
+        else:
+            words = OK_TEXT.split(" ")
+            for i, word in enumerate(words):
+                await send(chunk(word if i == 0 else " " + word))
+            await send(chunk(finish="stop"))
+            usage = {
+                "prompt_tokens": 7,
+                "completion_tokens": len(words),
+                "total_tokens": 7 + len(words),
+            }
+            await send(
+                orjson.dumps({"id": "fake", "object": "chunk", "choices": [], "usage": usage})
+            )
+        with contextlib.suppress(ConnectionError):
+            await send(b"[DONE]")
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        return True
