@@ -52,8 +52,8 @@ def _guarded_connect_ex(sock: socket.socket, address: Any) -> int:
     return _real_connect_ex(sock, address)
 
 
-socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign,assignment]
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from switchyard.contracts import (
     ChatCompletionRequest,
     ChatRequestMessage,
     Delta,
+    EnvelopeFields,
     ErrorBody,
     ErrorCode,
     StreamChunk,
@@ -21,7 +22,7 @@ from switchyard.contracts import (
     subjects,
 )
 
-HEAD = {"request_id": "r1", "tenant_id": "t1", "deadline": deadline_in(10)}
+HEAD: EnvelopeFields = {"request_id": "r1", "tenant_id": "t1", "deadline": deadline_in(10)}
 
 
 def chat(**extra: object) -> ChatCompletionRequest:
@@ -127,4 +128,5 @@ def test_subject_names() -> None:
         domain, action, version = name.split(".")
         assert name == name.lower()
         assert version.startswith("v")
-        assert domain and action
+        assert domain
+        assert action

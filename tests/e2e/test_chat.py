@@ -6,6 +6,7 @@ import uuid
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
 from tests.support.fake_openai import OK_TEXT, FakeOpenAI
 
 
@@ -89,6 +90,7 @@ async def test_tool_calls_pass_through(client: openai.AsyncOpenAI) -> None:
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls is not None
     call = choice.message.tool_calls[0]
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
     assert call.id == "call_1"
     assert call.function.name == "get_weather"
     assert call.function.arguments == '{"city": "Paris"}'

@@ -9,10 +9,11 @@ import uuid
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from tests.support.fake_openai import CUT_AFTER, FakeOpenAI
 
 
-def user(text: str | None = None) -> list[dict[str, str]]:
+def user(text: str | None = None) -> list[ChatCompletionMessageParam]:
     return [{"role": "user", "content": text or f"test-{uuid.uuid4().hex}"}]
 
 
@@ -59,11 +60,15 @@ async def test_stream_cut_midway_ends_with_partial_error(
     prompt = f"test-{uuid.uuid4().hex}"
     stream = await client.chat.completions.create(
         model="fake-cut", messages=user(prompt), stream=True
-    )  # type: ignore[arg-type]
+    )
     deltas: list[str] = []
-    with pytest.raises(openai.APIError) as raised:
+
+    async def consume() -> None:
         async for chunk in stream:
             deltas.extend(c.delta.content or "" for c in chunk.choices)
+
+    with pytest.raises(openai.APIError) as raised:
+        await consume()
     assert deltas == [f"part{i} " for i in range(CUT_AFTER)]
     body = raised.value.body
     assert isinstance(body, dict)

@@ -1,4 +1,4 @@
-"""`make run`'s stack: everything comes up, the SDK streams from the local model, Ctrl-C stops all."""
+"""`make run`: everything comes up, the SDK streams from the local model, Ctrl-C stops it all."""
 
 from __future__ import annotations
 

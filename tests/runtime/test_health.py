@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from tests.conftest import Stack
 
+SERVING = health_pb2.HealthCheckResponse.SERVING
 
-async def check(port: int, service: str) -> int:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+
+def check(port: int, service: str) -> int:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
         return int(reply.status)
 
 
-async def test_services_report_serving(stack: Stack) -> None:
-    assert await check(stack.inference_health_port, "") == health_pb2.HealthCheckResponse.SERVING
-    assert (
-        await check(stack.inference_health_port, "inference")
-        == health_pb2.HealthCheckResponse.SERVING
-    )
-    assert (
-        await check(stack.gateway_health_port, "gateway") == health_pb2.HealthCheckResponse.SERVING
-    )
+def test_services_report_serving(stack: Stack) -> None:
+    assert check(stack.inference_health_port, "") == SERVING
+    assert check(stack.inference_health_port, "inference") == SERVING
+    assert check(stack.gateway_health_port, "gateway") == SERVING

@@ -169,7 +169,7 @@ class FakeOpenAI:
                 call.closed_at = time.monotonic()
                 return False
         elif model == "tools":
-            call_delta = {
+            call_delta: dict[str, Any] = {
                 "tool_calls": [
                     {
                         "index": 0,

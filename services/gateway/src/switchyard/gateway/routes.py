@@ -46,7 +46,7 @@ async def _generate(
     try:
         exchange, first = await until_disconnect(request, relay.start(subject, message))
         if body.stream:
-            return EventStreamResponse(sse_events(kind, exchange, first, body))  # type: ignore[return-value]
+            return EventStreamResponse(sse_events(kind, exchange, first, body))
         try:
             result = await until_disconnect(request, collect(kind, exchange, first))
         finally:

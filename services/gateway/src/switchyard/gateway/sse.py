@@ -28,7 +28,7 @@ class EventStreamResponse(Response):
     ) -> None:
         super().__init__(status_code=200, media_type="text/event-stream")
         self._events = events
-        self._headers = [
+        self._sse_headers = [
             *SSE_HEADERS,
             *((k.encode(), v.encode()) for k, v in (headers or {}).items()),
         ]
@@ -48,7 +48,7 @@ class EventStreamResponse(Response):
 
         watcher = asyncio.ensure_future(watch())
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            await send({"type": "http.response.start", "status": 200, "headers": self._sse_headers})
             async with contextlib.aclosing(self._events) as events:
                 async for data in events:
                     await send({"type": "http.response.body", "body": data, "more_body": True})

@@ -18,7 +18,8 @@ async def serve(stop: asyncio.Event, settings: RetrievalSettings) -> None:
     )
 
     async def database_up() -> bool:
-        return await pool.fetchval("SELECT 1", timeout=1) == 1
+        value: int = await pool.fetchval("SELECT 1", timeout=1)
+        return value == 1
 
     try:
         await serve_broker("retrieval", settings, stop, probes=[database_up])

@@ -179,7 +179,13 @@ class LocalProvider:
                     for chunk in stream:
                         if stop.is_set():
                             break
-                        completion += 1
+                        choice = chunk["choices"][0]
+                        text = (
+                            (choice.get("delta") or {}).get("content")
+                            if chat
+                            else choice.get("text")
+                        )
+                        completion += bool(text)  # llama.cpp streams one token per chunk
                         post(chunk)
                 finally:
                     close = getattr(stream, "close", None)
