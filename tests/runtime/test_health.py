@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from tests.conftest import Stack
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -9,16 +9,22 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
+from switchyard.runtime.logging import setup_logging
+from switchyard.runtime.settings import ServiceSettings
+from switchyard.runtime.telemetry import setup_tracing
+
 log = logging.getLogger(__name__)
 
 ServiceMain = Callable[[asyncio.Event], Awaitable[None]]
 
 
-def run_service(main: ServiceMain) -> None:
-    """Run `main(stop)` on uvloop; SIGTERM or SIGINT sets `stop`, and `main` drains and returns.
+def run_service(name: str, settings: ServiceSettings, main: ServiceMain) -> None:
+    """Set up logging and tracing, then run `main(stop)` on uvloop.
 
-    A second signal while draining exits at once.
+    SIGTERM or SIGINT sets `stop`, and `main` drains and returns; a second signal exits at once.
     """
+    setup_logging(name, settings.log_level)
+    setup_tracing(name)
 
     async def runner() -> None:
         loop = asyncio.get_running_loop()

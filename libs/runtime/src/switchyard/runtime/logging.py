@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from switchyard.runtime.telemetry import trace_id_hex
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "switchyard_request_id", default=None
 )
@@ -36,7 +38,7 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id is not None:
             entry["request_id"] = request_id
-        trace_id = _current_trace_id()
+        trace_id = trace_id_hex()
         if trace_id is not None:
             entry["trace_id"] = trace_id
         for key, value in record.__dict__.items():
@@ -45,13 +47,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
-
-
-def _current_trace_id() -> str | None:
-    from opentelemetry import trace
-
-    ctx = trace.get_current_span().get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:

@@ -5,12 +5,14 @@ import uvicorn
 from switchyard.gateway.app import create_app
 from switchyard.gateway.config import GatewaySettings
 from switchyard.runtime.logging import setup_logging
+from switchyard.runtime.telemetry import setup_tracing
 
 
 def main() -> None:
     """Serve the gateway with uvicorn (uvloop + httptools); SIGTERM drains in-flight requests."""
     settings = GatewaySettings()
     setup_logging("gateway", settings.log_level)
+    setup_tracing("gateway")
     uvicorn.run(
         create_app(settings),
         host=settings.host,

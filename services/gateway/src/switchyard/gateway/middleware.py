@@ -1,18 +1,24 @@
-"""ASGI middleware: a request id on every response, and a bound on body size."""
+"""ASGI middleware: a request id and a trace on every request, and a bound on body size."""
 
 from __future__ import annotations
 
 import uuid
 
 import orjson
+from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchyard.contracts import ErrorBody, ErrorCode
 from switchyard.gateway.errors import openai_error
+from switchyard.runtime.logging import request_id_var
+from switchyard.runtime.telemetry import context_from, trace_id_hex
+
+tracer = trace.get_tracer("switchyard.gateway")
 
 
 class RequestContext:
-    """Gives each HTTP request an id (`x-request-id` on the response) and rejects huge bodies."""
+    """Gives each HTTP request an id and a trace span (`x-request-id`, `x-trace-id` on the
+    response; a client's W3C `traceparent` is honoured) and rejects huge bodies."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -25,14 +31,36 @@ class RequestContext:
             return
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"x-request-id", request_id.encode())
+        request_id_var.set(request_id)
+        headers = dict(scope["headers"])
+        parent = headers.get(b"traceparent")
+        context = context_from({"traceparent": parent.decode("latin-1")}) if parent else None
+        with tracer.start_as_current_span(
+            f"{scope['method']} {scope['path']}",
+            context=context,
+            kind=trace.SpanKind.SERVER,
+            attributes={"switchyard.request_id": request_id},
+        ):
+            await self._handle(scope, receive, send, request_id, headers)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        headers: dict[bytes, bytes],
+    ) -> None:
+        ids = [(b"x-request-id", request_id.encode())]
+        if (trace_id := trace_id_hex()) is not None:
+            ids.append((b"x-trace-id", trace_id.encode()))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *ids]
             await send(message)
 
-        length = dict(scope["headers"]).get(b"content-length")
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             error = ErrorBody.of(
                 ErrorCode.PAYLOAD_TOO_LARGE,

@@ -33,6 +33,7 @@ from switchyard.contracts import (
 )
 from switchyard.gateway.config import GatewaySettings
 from switchyard.gateway.streams import ReplyStream, StreamItem, StreamMux
+from switchyard.runtime.telemetry import trace_headers
 
 T = TypeVar("T")
 
@@ -123,7 +124,7 @@ class Relay:
 
         Errors that come before any token are raised, so they become proper HTTP statuses.
         """
-        stream = await self.mux.send(subject, message.model_dump_json().encode())
+        stream = await self.mux.send(subject, message.model_dump_json().encode(), trace_headers())
         exchange = Exchange(self, message, stream)
         try:
             first = await exchange.next()
@@ -144,6 +145,7 @@ class Relay:
                 subjects.MODELS,
                 request.model_dump_json().encode(),
                 timeout=self.settings.control_timeout,
+                headers=trace_headers(),
             )
         except NoRespondersError as exc:
             raise SwitchyardError(

@@ -61,8 +61,9 @@ class InferenceSettings(ServiceSettings):
     models: dict[str, ModelEntry] = Field(
         default_factory=default_models, description="The model table as JSON (name → entry)."
     )
-    default_model: str = Field(
-        default=LOCAL_MODEL_NAME, description="Model used when a request names `default`."
+    default_model: str | None = Field(
+        default=None,
+        description="Model used when a request names `default` (unset: the table's first model).",
     )
     local_threads: int = Field(default=2, ge=1, description="CPU threads per local generation.")
     local_workers: int = Field(

@@ -14,6 +14,8 @@ from collections.abc import AsyncGenerator
 from typing import Literal
 
 from nats.aio.client import Client
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from switchyard.contracts import (
     ChatRequestMessage,
@@ -33,6 +35,7 @@ from switchyard.inference.providers.base import Finish, Provider, ProviderEvent
 from switchyard.runtime.logging import request_id_var
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("switchyard.inference")
 
 RequestMessage = ChatRequestMessage | CompletionRequestMessage
 StopReason = Literal["cancelled", "shutdown"]
@@ -41,7 +44,10 @@ StopReason = Literal["cancelled", "shutdown"]
 class ModelTable:
     """Public model names and how each is served."""
 
-    def __init__(self, entries: dict[str, ModelEntry], default: str) -> None:
+    def __init__(self, entries: dict[str, ModelEntry], default: str | None = None) -> None:
+        if not entries:
+            raise ValueError("the model table is empty")
+        default = default or next(iter(entries))
         if default not in entries:
             raise ValueError(f"default model {default!r} is not in the model table")
         self._entries = entries
@@ -87,8 +93,8 @@ class Generations:
         """Generations running now."""
         return len(self._tasks)
 
-    def start(self, message: RequestMessage, reply: str) -> None:
-        """Begin a generation whose stream goes to `reply`."""
+    def start(self, message: RequestMessage, reply: str, context: Context | None = None) -> None:
+        """Begin a generation whose stream goes to `reply` (as part of the trace in `context`)."""
         rid = message.request_id
         if not self._accepting:
             self._reply_error(
@@ -107,7 +113,7 @@ class Generations:
                 message, reply, ErrorCode.OVERLOADED, "too many generations in flight"
             )
         else:
-            task = asyncio.create_task(self._run(message, reply), name=f"gen-{rid}")
+            task = asyncio.create_task(self._traced(message, reply, context), name=f"gen-{rid}")
             self._tasks[rid] = task
             task.add_done_callback(lambda _t: self._forget(rid))
 
@@ -161,8 +167,20 @@ class Generations:
             return provider.chat(body, entry)  # type: ignore[arg-type]
         return provider.complete(body, entry)  # type: ignore[arg-type]
 
-    async def _run(self, message: RequestMessage, reply: str) -> None:
+    async def _traced(self, message: RequestMessage, reply: str, context: Context | None) -> None:
         request_id_var.set(message.request_id)
+        with tracer.start_as_current_span(
+            "generate",
+            context=context,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "switchyard.request_id": message.request_id,
+                "gen_ai.request.model": message.body.model,
+            },
+        ):
+            await self._run(message, reply)
+
+    async def _run(self, message: RequestMessage, reply: str) -> None:
         head = message.header()
         seq = 0
         started = time.monotonic()

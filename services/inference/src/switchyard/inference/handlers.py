@@ -20,6 +20,7 @@ from switchyard.contracts import (
     subjects,
 )
 from switchyard.inference.generation import Generations, ModelTable
+from switchyard.runtime.telemetry import context_from
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def register(broker: NatsBroker, generations: Generations, models: ModelTable) -
                 )
                 await broker.publish(error.model_dump_json().encode(), msg.reply_to)
             return
-        generations.start(request, msg.reply_to)
+        generations.start(request, msg.reply_to, context_from(msg.headers))
 
     @broker.subscriber(subjects.CHAT, queue=subjects.QUEUE_INFERENCE, no_reply=True)
     async def on_chat(msg: NatsMessage) -> None:

@@ -1,0 +1,194 @@
+"""The gateway's side of the stream protocol, against a scripted stand-in for inference on NATS.
+
+The stand-in subscribes `llm.chat.v1` on a private NATS server and answers (or not) as each test
+scripts it, so the gateway's own timeouts, gap checks and cancel announcements are what is tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from tests.support.stacks import PrivateStack, private_stack
+
+from switchyard.contracts import (
+    ChatRequestMessage,
+    Delta,
+    ErrorBody,
+    ErrorCode,
+    StreamChunk,
+    StreamDone,
+    StreamError,
+    Usage,
+    subjects,
+)
+
+Script = Callable[[Client, ChatRequestMessage, str], Coroutine[Any, Any, None]]
+BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def lone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
+    """A gateway with short timeouts and no inference service."""
+    env = {
+        "SWITCHYARD_GATEWAY_FIRST_TOKEN_TIMEOUT": "1",
+        "SWITCHYARD_GATEWAY_IDLE_TIMEOUT": "1",
+    }
+    with private_stack(tmp_path_factory.mktemp("lone"), gateway_env=env) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+async def lone_http(lone: PrivateStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=lone.base_url, headers=lone.headers, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+async def nc(lone: PrivateStack) -> AsyncIterator[Client]:
+    client = await nats.connect(lone.nats.url)
+    yield client
+    await client.drain()
+
+
+class FakeInference:
+    """Runs one script per request that arrives on `llm.chat.v1`."""
+
+    def __init__(self, nc: Client, script: Script) -> None:
+        self.nc = nc
+        self.script = script
+        self.requests: list[ChatRequestMessage] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> FakeInference:
+        async def on_request(msg: Msg) -> None:
+            request = ChatRequestMessage.model_validate_json(msg.data)
+            self.requests.append(request)
+            task = asyncio.create_task(self.script(self.nc, request, msg.reply))
+            self.tasks.add(task)
+
+        self.sub = await self.nc.subscribe(subjects.CHAT, queue="inference", cb=on_request)
+        await self.nc.flush()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.sub.unsubscribe()
+        for task in self.tasks:
+            task.cancel()
+
+
+def chunk(request: ChatRequestMessage, seq: int, text: str) -> bytes:
+    message = StreamChunk(**request.header(), seq=seq, model="m", delta=Delta(content=text))
+    return message.model_dump_json().encode()
+
+
+async def test_no_inference_running_is_503(lone_http: httpx.AsyncClient) -> None:
+    started = time.monotonic()
+    response = await lone_http.post("/v1/chat/completions", json=BODY)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert time.monotonic() - started < 0.9  # NATS says "no responders" at once; no timeout wait
+    models = await lone_http.get("/v1/models")
+    assert models.status_code == 503
+    assert models.json()["error"]["code"] == "service_unavailable"
+
+
+async def test_silent_inference_times_out_at_first_token(
+    lone_http: httpx.AsyncClient, nc: Client
+) -> None:
+    async def silent(_nc: Client, _req: ChatRequestMessage, _reply: str) -> None:
+        await asyncio.sleep(30)
+
+    async with FakeInference(nc, silent):
+        started = time.monotonic()
+        response = await lone_http.post("/v1/chat/completions", json=BODY)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "provider_timeout"
+    assert 0.9 <= elapsed < 2.0
+
+
+async def test_stall_mid_stream_ends_with_partial_timeout_and_cancel(
+    lone_http: httpx.AsyncClient, nc: Client
+) -> None:
+    async def stall(nc: Client, req: ChatRequestMessage, reply: str) -> None:
+        await nc.publish(reply, chunk(req, 0, "Hello"))
+        await asyncio.sleep(30)
+
+    cancels: list[str] = []
+    async def record(msg: Msg) -> None:
+        cancels.append(msg.subject)
+
+    sub = await nc.subscribe(f"{subjects.CANCEL_PREFIX}.*", cb=record)
+    async with FakeInference(nc, stall) as fake:
+        async with lone_http.stream(
+            "POST", "/v1/chat/completions", json={**BODY, "stream": True}
+        ) as r:
+            assert r.status_code == 200
+            lines = [line async for line in r.aiter_lines() if line]
+        await asyncio.sleep(0.3)
+    await sub.unsubscribe()
+    assert '"Hello"' in lines[0]
+    assert '"code":"provider_timeout"' in lines[-1]
+    assert '"partial":true' in lines[-1]
+    assert cancels == [subjects.cancel(fake.requests[0].request_id)]
+
+
+async def test_sequence_gap_is_detected(lone_http: httpx.AsyncClient, nc: Client) -> None:
+    async def gap(nc: Client, req: ChatRequestMessage, reply: str) -> None:
+        await nc.publish(reply, chunk(req, 0, "a"))
+        await nc.publish(reply, chunk(req, 2, "c"))  # seq 1 is lost
+
+    async with (
+        FakeInference(nc, gap),
+        lone_http.stream("POST", "/v1/chat/completions", json={**BODY, "stream": True}) as r,
+    ):
+        lines = [line async for line in r.aiter_lines() if line]
+    assert '"code":"stream_broken"' in lines[-1]
+    assert "data: [DONE]" not in lines
+
+
+async def test_error_before_first_token_maps_to_status(
+    lone_http: httpx.AsyncClient, nc: Client
+) -> None:
+    async def overloaded(nc: Client, req: ChatRequestMessage, reply: str) -> None:
+        error = StreamError(**req.header(), seq=0, error=ErrorBody.of(ErrorCode.OVERLOADED, "busy"))
+        await nc.publish(reply, error.model_dump_json().encode())
+
+    async with FakeInference(nc, overloaded):
+        response = await lone_http.post("/v1/chat/completions", json={**BODY, "stream": True})
+    assert response.status_code == 503
+    assert response.json()["error"] == {
+        "message": "busy",
+        "type": "server_error",
+        "code": "overloaded",
+        "param": None,
+        "retryable": True,
+    }
+
+
+async def test_request_carries_envelope_and_deadline(
+    lone_http: httpx.AsyncClient, nc: Client
+) -> None:
+    async def answer(nc: Client, req: ChatRequestMessage, reply: str) -> None:
+        await nc.publish(reply, chunk(req, 0, "ok"))
+        done = StreamDone(**req.header(), seq=1, model="m", finish_reason="stop", usage=Usage())
+        await nc.publish(reply, done.model_dump_json().encode())
+
+    async with FakeInference(nc, answer) as fake:
+        response = await lone_http.post(
+            "/v1/chat/completions", json=BODY, headers={"x-switchyard-timeout": "7"}
+        )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "ok"
+    request = fake.requests[0]
+    assert request.tenant_id == "default"
+    assert request.request_id == response.headers["x-request-id"]
+    assert 5 < request.remaining() <= 7
