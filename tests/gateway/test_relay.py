@@ -123,6 +123,7 @@ async def test_stall_mid_stream_ends_with_partial_timeout_and_cancel(
         await asyncio.sleep(30)
 
     cancels: list[str] = []
+
     async def record(msg: Msg) -> None:
         cancels.append(msg.subject)
 

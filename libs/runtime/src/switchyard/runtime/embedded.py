@@ -126,8 +126,6 @@ def start_postgres(datadir: Path) -> PostgresServer:
     Started as root, pgserver runs PostgreSQL as a system user `pgserver`; the folders above
     `datadir` must be traversable by it, so they are made world-executable where we own them.
     """
-    import pgserver
-
     datadir = datadir.resolve()
     datadir.parent.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -137,6 +135,8 @@ def start_postgres(datadir: Path) -> PostgresServer:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(datadir.parent))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        import pgserver
+
         server = pgserver.get_server(str(datadir), cleanup_mode=None)  # type: ignore[attr-defined]
     server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
     pid = int((datadir / "postmaster.pid").read_text().split()[0])
