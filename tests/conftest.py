@@ -25,6 +25,7 @@ from switchyard.runtime.embedded import NatsServer, free_port, start_nats
 
 API_KEY = "sk-test-key"
 TENANT = "tenant-test"
+OTHER_KEY = "sk-other-key"  # a second tenant, not an admin
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -90,13 +91,58 @@ def model_table(fake: FakeOpenAI) -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {
         "smollm2-135m-instruct": {"provider": "local", "default_max_tokens": 24}
     }
+    fast_retries = {"backoff_base": 0.05, "backoff_max": 0.2}
     for behaviour in ("ok", "slow", "cut", "malformed", "html", "unavailable", "trickle", "tools"):
         table[f"fake-{behaviour}"] = {
             "provider": "openai",
             "base_url": fake.base_url,
             "upstream_model": behaviour,
             "first_token_timeout": 1.0 if behaviour == "slow" else 10.0,
+            # the slow-first-token bound is measured on one attempt
+            "resilience": {**fast_retries, "max_attempts": 1 if behaviour == "slow" else 3},
         }
+
+    def fake_deployment(upstream: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "provider": "openai",
+            "base_url": fake.base_url,
+            "upstream_model": upstream,
+            **extra,
+        }
+
+    table["retry-429"] = fake_deployment("ratelimit-once")
+    table["breaker"] = {
+        "deployments": [
+            fake_deployment(
+                "breaker-primary",
+                name="breaker-primary",
+                resilience={
+                    **fast_retries,
+                    "breaker_consecutive_failures": 3,
+                    "breaker_cooldown": 2,
+                },
+            ),
+            fake_deployment("ok", name="breaker-fallback", priority=1),
+        ]
+    }
+    table["budget"] = fake_deployment(
+        "budget-primary",
+        resilience={
+            "max_attempts": 5,
+            "backoff_base": 0.02,
+            "backoff_max": 0.1,
+            "retry_budget_ratio": 0.2,
+            "retry_budget_min": 3,
+            "breaker_consecutive_failures": 10_000,
+            "breaker_min_calls": 10_000,
+        },
+    )
+    table["degrade-me"] = {
+        **fake_deployment("unavailable", resilience={"max_attempts": 1}),
+        "degraded_model": "fake-ok",
+    }
+    table["cache-fallback"] = fake_deployment("cache-fallback-mode", resilience={"max_attempts": 1})
+    table["priced"] = fake_deployment("ok", input_cost_per_mtok=2.0, output_cost_per_mtok=10.0)
     table["fake-down"] = {
         "provider": "openai",
         "base_url": f"http://127.0.0.1:{free_port()}/v1",  # nothing listens there
@@ -143,9 +189,10 @@ def stack(nats_server: NatsServer, fake_provider: FakeOpenAI, workdir: Path) -> 
         {
             **common,
             "SWITCHYARD_GATEWAY_PORT": str(http_port),
-            "SWITCHYARD_GATEWAY_API_KEYS": f"{API_KEY}={TENANT}",
+            "SWITCHYARD_GATEWAY_API_KEYS": f"{API_KEY}={TENANT},{OTHER_KEY}=tenant-other",
             "SWITCHYARD_GATEWAY_HEALTH_PORT": str(gw_health),
             "SWITCHYARD_GATEWAY_FIRST_TOKEN_TIMEOUT": "20",
+            "SWITCHYARD_GATEWAY_ADMIN_TENANTS": TENANT,
         },
         workdir,
     )

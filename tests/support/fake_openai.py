@@ -11,8 +11,11 @@ model name in the request picks the behaviour:
 - `unavailable`  answers 503 with an OpenAI error body
 - `trickle`      sends a chunk every 100 ms for 60 s (to watch for the client going away)
 - `tools`        streams a tool call
+- `ratelimit-once`  answers 429 with `Retry-After: 1` to the first call of each prompt, then `ok`
 
-Every request is recorded (`calls`), keyed by the last user message so a test can find its own.
+Any other name behaves as `modes[name]` (default `ok`), which a test may change while it runs.
+Every request is recorded: `calls` (the latest per prompt: the last user message, so a test can
+find its own), `history` (every call per prompt) and `counts` (calls per upstream model name).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +32,9 @@ import orjson
 
 OK_TEXT = "Hello from the fake provider, five words."
 SLOW_SECONDS = 3.0
+_BEHAVIOURS = frozenset(
+    {"ok", "slow", "cut", "malformed", "html", "unavailable", "trickle", "tools", "ratelimited"}
+)
 CUT_AFTER = 5
 
 
@@ -57,6 +64,9 @@ class FakeOpenAI:
 
     def __init__(self) -> None:
         self.calls: dict[str, Call] = {}
+        self.history: defaultdict[str, list[Call]] = defaultdict(list)
+        self.counts: Counter[str] = Counter()
+        self.modes: dict[str, str] = {}
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -100,6 +110,8 @@ class FakeOpenAI:
                 body = orjson.loads(await reader.readexactly(int(headers.get("content-length", 0))))
                 call = Call(path=path, model=str(body.get("model")), body=body)
                 self.calls[_marker(body)] = call
+                self.history[_marker(body)].append(call)
+                self.counts[call.model] += 1
                 keep_open = await self._respond(call, reader, writer)
                 if not keep_open:
                     break
@@ -109,6 +121,19 @@ class FakeOpenAI:
         self, call: Call, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         model = call.model
+        if model == "ratelimit-once":
+            first = len(self.history[_marker(call.body)]) == 1
+            model = "ratelimited" if first else "ok"
+        elif model not in _BEHAVIOURS:
+            model = self.modes.get(model, "ok")
+        if model == "ratelimited":
+            body = orjson.dumps({"error": {"message": "slow down", "type": "rate_limit"}})
+            writer.write(
+                b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+                b"retry-after: 1\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+            return True
         if model == "unavailable":
             body = orjson.dumps({"error": {"message": "overloaded", "type": "server_error"}})
             writer.write(

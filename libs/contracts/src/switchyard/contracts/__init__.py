@@ -1,6 +1,12 @@
 """Switchyard contracts: the data that crosses service boundaries. No I/O lives here."""
 
 from switchyard.contracts import subjects
+from switchyard.contracts.embeddings import (
+    EmbeddingRequest,
+    EmbeddingUsage,
+    EmbedReply,
+    EmbedRequestMessage,
+)
 from switchyard.contracts.envelope import (
     REQUEST_ID_PATTERN,
     Envelope,
@@ -18,11 +24,13 @@ from switchyard.contracts.messages import (
     StreamChunk,
     StreamDone,
     StreamError,
+    UsageEvent,
 )
 from switchyard.contracts.openai import (
     ChatCompletionRequest,
     CompletionRequest,
     Delta,
+    DeploymentHealth,
     ModelCard,
     ToolCallDelta,
     Usage,
@@ -38,6 +46,11 @@ __all__ = [
     "CompletionRequest",
     "CompletionRequestMessage",
     "Delta",
+    "DeploymentHealth",
+    "EmbedReply",
+    "EmbedRequestMessage",
+    "EmbeddingRequest",
+    "EmbeddingUsage",
     "Envelope",
     "EnvelopeFields",
     "ErrorBody",
@@ -51,6 +64,7 @@ __all__ = [
     "SwitchyardError",
     "ToolCallDelta",
     "Usage",
+    "UsageEvent",
     "deadline_in",
     "subjects",
 ]

@@ -22,17 +22,24 @@ from switchyard.contracts.openai import (
     Usage,
 )
 
+CacheMode = Literal["auto", "on", "off"]
+CacheStatus = Literal["hit", "miss"]
+
 
 class ChatRequestMessage(Envelope):
     """`llm.chat.v1`: a chat completion to generate, replied to as a stream."""
 
     body: ChatCompletionRequest
+    cache: CacheMode = Field(
+        default="auto", description="auto: cache only deterministic requests (temperature 0)."
+    )
 
 
 class CompletionRequestMessage(Envelope):
     """`llm.completion.v1`: a text completion to generate, replied to as a stream."""
 
     body: CompletionRequest
+    cache: CacheMode = "auto"
 
 
 class CancelMessage(Envelope):
@@ -53,12 +60,18 @@ class ModelsReply(BaseModel):
 
 
 class StreamChunk(Envelope):
-    """One fragment of a streamed answer."""
+    """One fragment of a streamed answer.
+
+    The first message of a stream also says how the answer is made (`cache`, `degraded`), so the
+    gateway can put it in the response headers before relaying any token.
+    """
 
     type: Literal["chunk"] = "chunk"
     seq: int = Field(ge=0)
     model: str
     delta: Delta
+    cache: CacheStatus | None = None
+    degraded: list[str] | None = None
 
 
 class StreamDone(Envelope):
@@ -69,6 +82,8 @@ class StreamDone(Envelope):
     model: str
     finish_reason: FinishReason
     usage: Usage
+    cache: CacheStatus | None = None
+    degraded: list[str] | None = None
 
 
 class StreamError(Envelope):
@@ -82,3 +97,19 @@ class StreamError(Envelope):
 
 StreamMessage = Annotated[StreamChunk | StreamDone | StreamError, Field(discriminator="type")]
 STREAM_MESSAGE: TypeAdapter[StreamChunk | StreamDone | StreamError] = TypeAdapter(StreamMessage)
+
+
+class UsageEvent(Envelope):
+    """`events.usage.v1`: what one request cost, published when it ends."""
+
+    kind: Literal["chat", "completion", "embedding"]
+    model: str
+    deployment: str | None = None
+    provider: str | None = None
+    usage: Usage
+    outcome: str = Field(description="`ok` or the error code.")
+    cache: CacheStatus | None = None
+    degraded: list[str] | None = None
+    attempts: int = 0
+    latency_ms: float = 0.0
+    first_token_ms: float | None = None

@@ -213,11 +213,12 @@ class CompletionRequest(SamplingParams):
 
 
 class Usage(BaseModel):
-    """Token counts of one request."""
+    """Token counts of one request (and its cost, where the deployment has a price table)."""
 
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     total_tokens: int = Field(default=0, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
 
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "cancelled"]
@@ -240,6 +241,20 @@ class Delta(BaseModel):
     tool_calls: list[ToolCallDelta] | None = None
 
 
+class DeploymentHealth(BaseModel):
+    """How one deployment of a model is doing (shown to admins)."""
+
+    name: str
+    provider: str
+    priority: int
+    weight: float
+    state: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    retry_in: float
+    inflight: int
+    calls: int
+
+
 class ModelCard(BaseModel):
     """One entry of `GET /v1/models`."""
 
@@ -247,3 +262,4 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "switchyard"
+    deployments: list[DeploymentHealth] | None = None

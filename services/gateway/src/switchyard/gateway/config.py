@@ -35,6 +35,15 @@ class GatewaySettings(ServiceSettings):
         default=4 * 1024 * 1024, ge=1024, description="Largest accepted request body."
     )
 
+    admin_tenants: str = Field(
+        default="",
+        description="Comma-separated tenants that see deployment health in `GET /v1/models`.",
+    )
+
+    def admin_tenant_set(self) -> frozenset[str]:
+        """The admin tenants."""
+        return frozenset(t.strip() for t in self.admin_tenants.split(",") if t.strip())
+
     def key_table(self) -> dict[str, str]:
         """API key → tenant id."""
         table: dict[str, str] = {}

@@ -14,12 +14,14 @@ from typing import TypeVar
 
 from fastapi import Request
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
+from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from switchyard.contracts import (
     ChatRequestMessage,
     CompletionRequestMessage,
+    EmbedReply,
+    EmbedRequestMessage,
     Envelope,
     EnvelopeFields,
     ErrorCode,
@@ -159,6 +161,42 @@ class Relay:
         if reply.error is not None:
             raise SwitchyardError(reply.error.code, reply.error.message)
         return reply.data
+
+    async def embed(self, message: EmbedRequestMessage) -> EmbedReply:
+        """Ask inference for the embeddings of `message` (request/reply on `llm.embed.v1`).
+
+        Inference enforces the deadline itself; the gateway waits a moment longer so that its
+        `deadline_exceeded` reply, not a bare timeout, is what the client sees.
+
+        Raises:
+            SwitchyardError: the reply's error; `service_unavailable` when no inference answers;
+                `payload_too_large` when the request does not fit in one NATS message.
+        """
+        try:
+            msg = await self.nc.request(
+                subjects.EMBED,
+                message.model_dump_json().encode(),
+                timeout=max(message.remaining(), 0) + 1.0,
+                headers=trace_headers(),
+            )
+        except NoRespondersError as exc:
+            raise SwitchyardError(
+                ErrorCode.SERVICE_UNAVAILABLE, "no inference service is running"
+            ) from exc
+        except NatsTimeoutError as exc:
+            raise SwitchyardError(
+                ErrorCode.SERVICE_UNAVAILABLE, "inference did not answer in time"
+            ) from exc
+        except MaxPayloadError as exc:
+            raise SwitchyardError(
+                ErrorCode.PAYLOAD_TOO_LARGE, "the input is too large for one request"
+            ) from exc
+        reply = EmbedReply.model_validate_json(msg.data)
+        if reply.error is not None:
+            error = SwitchyardError(reply.error.code, reply.error.message, **reply.error.details)
+            error.body = reply.error
+            raise error
+        return reply
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:

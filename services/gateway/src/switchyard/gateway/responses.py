@@ -79,15 +79,29 @@ async def collect(kind: Kind, exchange: Exchange, first: StreamItem) -> dict[str
                 "finish_reason": item.finish_reason,
                 "logprobs": None,
             }
-        return {
+        body: dict[str, Any] = {
             "id": ident,
             "object": obj,
             "created": int(time.time()),
             "model": item.model,
             "choices": [choice],
-            "usage": item.usage.model_dump(),
+            "usage": item.usage.model_dump(exclude_none=True),
         }
+        if degraded := (first.degraded if isinstance(first, StreamChunk) else item.degraded):
+            body["degraded"] = degraded
+        return body
     raise SwitchyardError(ErrorCode.STREAM_BROKEN, "stream ended without a terminal message")
+
+
+def answer_headers(first: StreamItem) -> dict[str, str]:
+    """Response headers saying how the answer was made (cache hit or miss, degraded mode)."""
+    headers: dict[str, str] = {}
+    if isinstance(first, StreamChunk | StreamDone):
+        if first.cache is not None:
+            headers["x-switchyard-cache"] = first.cache
+        if first.degraded:
+            headers["x-switchyard-degraded"] = ",".join(first.degraded)
+    return headers
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -148,7 +162,7 @@ async def sse_events(
                         "created": created,
                         "model": item.model,
                         "choices": [],
-                        "usage": item.usage.model_dump(),
+                        "usage": item.usage.model_dump(exclude_none=True),
                     }
                 )
             yield b"data: [DONE]\n\n"

@@ -12,14 +12,19 @@ from switchyard.contracts import (
     ChatRequestMessage,
     CompletionRequest,
     CompletionRequestMessage,
+    EmbeddingRequest,
+    EmbedRequestMessage,
     ErrorBody,
     ErrorCode,
+    SwitchyardError,
     subjects,
 )
+from switchyard.contracts.messages import CacheMode
 from switchyard.gateway.auth import Tenant
+from switchyard.gateway.embeddings import embed, openai_embeddings
 from switchyard.gateway.errors import error_response
 from switchyard.gateway.relay import ClientGone, Relay, until_disconnect
-from switchyard.gateway.responses import Kind, collect, sse_events
+from switchyard.gateway.responses import Kind, answer_headers, collect, sse_events
 from switchyard.gateway.sse import EventStreamResponse
 
 
@@ -45,15 +50,28 @@ async def _generate(
     subject = subjects.CHAT if kind == "chat" else subjects.COMPLETION
     try:
         exchange, first = await until_disconnect(request, relay.start(subject, message))
+        headers = answer_headers(first)
         if body.stream:
-            return EventStreamResponse(sse_events(kind, exchange, first, body))
+            return EventStreamResponse(sse_events(kind, exchange, first, body), headers)
         try:
             result = await until_disconnect(request, collect(kind, exchange, first))
         finally:
             exchange.close()
     except ClientGone:
         return CLIENT_CLOSED
-    return ORJSONResponse(result)
+    return ORJSONResponse(result, headers=headers)
+
+
+def cache_mode(request: Request) -> CacheMode:
+    """The client's `x-switchyard-cache` choice: auto (deterministic requests only), on, off."""
+    value = request.headers.get("x-switchyard-cache", "auto").strip().lower()
+    if value not in ("auto", "on", "off"):
+        raise SwitchyardError(
+            ErrorCode.INVALID_REQUEST,
+            "x-switchyard-cache must be auto, on or off",
+            param="x-switchyard-cache",
+        )
+    return value  # type: ignore[return-value]
 
 
 @router.post("/v1/chat/completions", tags=["openai"], summary="Create a chat completion")
@@ -61,7 +79,9 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, tenant: Tenant, relay: RelayDep
 ) -> Response:
     """OpenAI-compatible chat completion; `stream: true` answers with server-sent events."""
-    message = ChatRequestMessage(**relay.envelope(request, tenant), body=body)
+    message = ChatRequestMessage(
+        **relay.envelope(request, tenant), body=body, cache=cache_mode(request)
+    )
     return await _generate("chat", request, relay, body, message)
 
 
@@ -70,15 +90,32 @@ async def completions(
     body: CompletionRequest, request: Request, tenant: Tenant, relay: RelayDep
 ) -> Response:
     """OpenAI-compatible (legacy) text completion; `stream: true` answers with SSE."""
-    message = CompletionRequestMessage(**relay.envelope(request, tenant), body=body)
+    message = CompletionRequestMessage(
+        **relay.envelope(request, tenant), body=body, cache=cache_mode(request)
+    )
     return await _generate("completion", request, relay, body, message)
+
+
+@router.post("/v1/embeddings", tags=["openai"], summary="Create embeddings")
+async def embeddings(
+    body: EmbeddingRequest, request: Request, tenant: Tenant, relay: RelayDep
+) -> Response:
+    """OpenAI-compatible embeddings: one vector per input, as floats or base64 float32."""
+    message = EmbedRequestMessage(**relay.envelope(request, tenant), body=body)
+    reply = await embed(relay, message)
+    return ORJSONResponse(openai_embeddings(reply, body.encoding_format))
 
 
 @router.get("/v1/models", tags=["openai"], summary="List models")
 async def list_models(request: Request, tenant: Tenant, relay: RelayDep) -> dict[str, Any]:
     """The models this deployment serves."""
     cards = await relay.models(tenant, request.state.request_id)
-    return {"object": "list", "data": [card.model_dump() for card in cards]}
+    admin = tenant in relay.settings.admin_tenant_set()
+    exclude = None if admin else {"deployments"}
+    return {
+        "object": "list",
+        "data": [c.model_dump(exclude=exclude, exclude_none=True) for c in cards],
+    }
 
 
 @router.get("/healthz", tags=["health"], summary="Liveness")

@@ -10,11 +10,16 @@ from dataclasses import dataclass
 
 from faststream.nats import NatsBroker
 
+from switchyard.inference.cache import ResponseCache
 from switchyard.inference.config import InferenceSettings
+from switchyard.inference.embeddings.handlers import register_embeddings
+from switchyard.inference.embeddings.service import Embeddings
 from switchyard.inference.generation import Generations, ModelTable
 from switchyard.inference.handlers import register
+from switchyard.inference.providers.anthropic import AnthropicProvider
 from switchyard.inference.providers.base import Provider
 from switchyard.inference.providers.openai import OpenAIProvider
+from switchyard.inference.routing import Router
 from switchyard.runtime.broker import make_broker, nats_client, nats_probe
 from switchyard.runtime.health import HealthServer
 
@@ -37,6 +42,8 @@ async def _providers(
     providers: dict[str, Provider] = {}
     if "openai" in names:
         providers["openai"] = OpenAIProvider()
+    if "anthropic" in names:
+        providers["anthropic"] = AnthropicProvider()
     if "local" in names:
         from switchyard.inference.providers.local import LocalProvider, smollm2_path
 
@@ -57,25 +64,41 @@ async def lifespan(settings: InferenceSettings) -> AsyncIterator[Inference]:
     """Connect, load models, subscribe, serve health; on exit drain and release everything."""
     entries = settings.model_table()
     table = ModelTable(entries, settings.default_model)
-    providers = await _providers(settings, table, {entry.provider for entry in entries.values()})
+    providers = await _providers(
+        settings,
+        table,
+        {d.provider for e in entries.values() if e.kind == "chat" for d in e.deployments},
+    )
+    embeddings = await Embeddings.load(settings, entries)
     broker = make_broker(settings.nats_url, "inference", settings.shutdown_timeout)
     health = HealthServer(
         "inference", settings.health_host, settings.health_port, [nats_probe(broker)]
     )
     try:
         await broker.connect()
-        generations = Generations(nats_client(broker), table, providers, settings.max_inflight)
-        register(broker, generations, table)
+        nc = nats_client(broker)
+        cache = (
+            await ResponseCache.open(nc, settings.cache_bucket, settings.cache_ttl)
+            if settings.cache_enabled
+            else None
+        )
+        generations = Generations(
+            nc, table, providers, Router(entries), settings.max_inflight, cache
+        )
+        register(broker, generations)
+        register_embeddings(broker, embeddings)
         await broker.start()
         await health.start()
         log.info("inference ready", extra={"models": sorted(entries), "health_port": health.port})
         yield Inference(settings, broker, generations, health)
         await generations.drain(settings.shutdown_timeout)
+        await embeddings.drain(settings.shutdown_timeout)
     finally:
         await health.stop()
         await broker.stop()
         for provider in providers.values():
             await provider.aclose()
+        await embeddings.aclose()
 
 
 async def serve(stop: asyncio.Event, settings: InferenceSettings | None = None) -> None:

@@ -1,4 +1,5 @@
-"""The generation lifecycle: resolve the model, stream from its provider, publish the reply stream.
+"""The generation lifecycle: resolve the model, answer from cache or from its deployments (with
+bounded retries, breakers and fallbacks), publish the reply stream, account for usage.
 
 Each request runs as its own task, so a long generation never holds up the subscription. The
 time-to-first-token, idle and absolute deadlines are enforced here for every provider alike.
@@ -10,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator
-from typing import Literal
+from collections.abc import AsyncGenerator, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from nats.aio.client import Client
 from opentelemetry import trace
@@ -29,9 +31,22 @@ from switchyard.contracts import (
     StreamDone,
     StreamError,
     SwitchyardError,
+    Usage,
+    UsageEvent,
+    subjects,
 )
-from switchyard.inference.config import ModelEntry
+from switchyard.contracts.messages import CacheStatus
+from switchyard.inference.cache import CachedAnswer, ResponseCache, cache_key, cacheable
+from switchyard.inference.config import Deployment, ModelEntry
 from switchyard.inference.providers.base import Finish, Provider, ProviderEvent
+from switchyard.inference.resilience import (
+    FALLBACK,
+    RETRYABLE,
+    UNHEALTHY,
+    backoff_delay,
+    parse_retry_after,
+)
+from switchyard.inference.routing import DeploymentState, Router
 from switchyard.runtime.logging import request_id_var
 
 log = logging.getLogger(__name__)
@@ -66,22 +81,111 @@ class ModelTable:
             )
         return name, entry
 
-    def cards(self) -> list[ModelCard]:
-        """What `GET /v1/models` lists."""
+    def cards(self, router: Router) -> list[ModelCard]:
+        """What `GET /v1/models` lists, with each deployment's health (the gateway shows it to
+        admins only)."""
         return [
-            ModelCard(id=name, owned_by=entry.provider) for name, entry in self._entries.items()
+            ModelCard.model_validate(
+                {
+                    "id": name,
+                    "owned_by": entry.deployments[0].provider,
+                    "deployments": router.health(entry),
+                }
+            )
+            for name, entry in self._entries.items()
         ]
+
+
+@dataclass
+class Outcome:
+    """What one request did, for the usage event and logs."""
+
+    deployment: Deployment | None = None
+    attempts: int = 0
+    first_token_at: float | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+class ReplyWriter:
+    """Publishes one reply stream: chunks with `seq` 0, 1, 2 … then one terminal message."""
+
+    def __init__(self, nc: Client, reply: str, message: Envelope) -> None:
+        self._nc = nc
+        self._reply = reply
+        self._head = message.header()
+        self.seq = 0
+        self.deltas: list[Delta] = []
+        self.cache: CacheStatus | None = None
+        self.degraded: list[str] | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether any chunk has gone out (after which nothing may be retried)."""
+        return self.seq > 0
+
+    async def chunk(self, model: str, delta: Delta) -> None:
+        """Send one fragment (the first one also carries the cache and degraded marks)."""
+        first = self.seq == 0
+        if first and delta.role is None:
+            delta = delta.model_copy(update={"role": "assistant"})
+        message = StreamChunk(
+            **self._head,
+            seq=self.seq,
+            model=model,
+            delta=delta,
+            cache=self.cache if first else None,
+            degraded=self.degraded if first else None,
+        )
+        self.deltas.append(delta)
+        self.seq += 1
+        await self._nc.publish(self._reply, message.model_dump_json(exclude_none=True).encode())
+
+    async def done(self, model: str, finish: Finish) -> None:
+        """End the stream successfully."""
+        message = StreamDone(
+            **self._head,
+            seq=self.seq,
+            model=model,
+            finish_reason=finish.finish_reason,
+            usage=finish.usage,
+            cache=self.cache,
+            degraded=self.degraded,
+        )
+        await self._nc.publish(self._reply, message.model_dump_json(exclude_none=True).encode())
+
+    async def error(self, error: ErrorBody) -> None:
+        """End the stream with an error (`partial` when chunks went out)."""
+        message = StreamError(**self._head, seq=self.seq, error=error, partial=self.started)
+        await self._nc.publish(self._reply, message.model_dump_json().encode())
+
+
+def _priced(usage: Usage, deployment: Deployment) -> Usage:
+    if not (deployment.input_cost_per_mtok or deployment.output_cost_per_mtok):
+        return usage
+    cost = (
+        usage.prompt_tokens * deployment.input_cost_per_mtok
+        + usage.completion_tokens * deployment.output_cost_per_mtok
+    ) / 1_000_000
+    return usage.model_copy(update={"cost_usd": round(cost, 10)})
 
 
 class Generations:
     """Runs and tracks the generations of this replica; cancels them on request or shutdown."""
 
     def __init__(
-        self, nc: Client, models: ModelTable, providers: dict[str, Provider], max_inflight: int
+        self,
+        nc: Client,
+        models: ModelTable,
+        providers: dict[str, Provider],
+        router: Router,
+        max_inflight: int,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._nc = nc
         self._models = models
         self._providers = providers
+        self._router = router
+        self._cache = cache
         self._max_inflight = max_inflight
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stop_reasons: dict[str, StopReason] = {}
@@ -96,26 +200,27 @@ class Generations:
     def start(self, message: RequestMessage, reply: str, context: Context | None = None) -> None:
         """Begin a generation whose stream goes to `reply` (as part of the trace in `context`)."""
         rid = message.request_id
+        refusal: tuple[ErrorCode, str] | None = None
         if not self._accepting:
-            self._reply_error(
-                message, reply, ErrorCode.SERVICE_UNAVAILABLE, "inference is shutting down"
-            )
+            refusal = (ErrorCode.SERVICE_UNAVAILABLE, "inference is shutting down")
         elif message.expired():
-            self._reply_error(
-                message, reply, ErrorCode.DEADLINE_EXCEEDED, "deadline passed before start"
-            )
+            refusal = (ErrorCode.DEADLINE_EXCEEDED, "deadline passed before start")
         elif rid in self._tasks:
-            self._reply_error(
-                message, reply, ErrorCode.CONFLICT, f"request {rid} is already running"
-            )
+            refusal = (ErrorCode.CONFLICT, f"request {rid} is already running")
         elif len(self._tasks) >= self._max_inflight:
-            self._reply_error(
-                message, reply, ErrorCode.OVERLOADED, "too many generations in flight"
-            )
-        else:
-            task = asyncio.create_task(self._traced(message, reply, context), name=f"gen-{rid}")
-            self._tasks[rid] = task
-            task.add_done_callback(lambda _t: self._forget(rid))
+            refusal = (ErrorCode.OVERLOADED, "too many generations in flight")
+        if refusal is not None:
+            writer = ReplyWriter(self._nc, reply, message)
+            self._spawn(writer.error(ErrorBody.of(*refusal)))
+            return
+        task = asyncio.create_task(self._traced(message, reply, context), name=f"gen-{rid}")
+        self._tasks[rid] = task
+        task.add_done_callback(lambda _t: self._forget(rid))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _forget(self, rid: str) -> None:
         self._tasks.pop(rid, None)
@@ -141,31 +246,9 @@ class Generations:
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=2)
 
-    def _reply_error(self, message: Envelope, reply: str, code: ErrorCode, text: str) -> None:
-        error = StreamError(
-            **message.header(),
-            seq=0,
-            error=ErrorBody.of(code, text),
-        )
-        task = asyncio.create_task(self._publish(reply, error))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _publish(self, reply: str, message: StreamChunk | StreamDone | StreamError) -> None:
-        await self._nc.publish(reply, message.model_dump_json().encode())
-
-    def _stream(
-        self, message: RequestMessage, name: str, entry: ModelEntry
-    ) -> AsyncGenerator[ProviderEvent, None]:
-        provider = self._providers.get(entry.provider)
-        if provider is None:
-            raise SwitchyardError(
-                ErrorCode.SERVICE_UNAVAILABLE, f"provider {entry.provider!r} is not enabled here"
-            )
-        body = message.body.model_copy(update={"model": name})
-        if isinstance(message, ChatRequestMessage):
-            return provider.chat(body, entry)  # type: ignore[arg-type]
-        return provider.complete(body, entry)  # type: ignore[arg-type]
+    def models(self) -> list[ModelCard]:
+        """The model list with deployment health."""
+        return self._models.cards(self._router)
 
     async def _traced(self, message: RequestMessage, reply: str, context: Context | None) -> None:
         request_id_var.set(message.request_id)
@@ -181,74 +264,269 @@ class Generations:
             await self._run(message, reply)
 
     async def _run(self, message: RequestMessage, reply: str) -> None:
-        head = message.header()
-        seq = 0
+        writer = ReplyWriter(self._nc, reply, message)
+        outcome = Outcome()
         started = time.monotonic()
+        model = message.body.model
+        error: ErrorBody | None = None
         try:
             deadline = asyncio.get_running_loop().time() + message.remaining()
             async with asyncio.timeout_at(deadline):
-                name, entry = self._models.resolve(message.body.model)
-                stream = self._stream(message, name, entry)
-                async with contextlib.aclosing(stream):
-                    while True:
-                        limit = entry.first_token_timeout if seq == 0 else entry.idle_timeout
-                        try:
-                            async with asyncio.timeout(limit):
-                                event = await anext(stream)
-                        except TimeoutError:
-                            what = "first token" if seq == 0 else "next chunk"
-                            raise SwitchyardError(
-                                ErrorCode.PROVIDER_TIMEOUT,
-                                f"model {name!r} sent no {what} within {limit:g}s",
-                                timeout=limit,
-                            ) from None
-                        except StopAsyncIteration:
-                            raise SwitchyardError(
-                                ErrorCode.PROVIDER_ERROR, "provider stream ended without finishing"
-                            ) from None
-                        if isinstance(event, Finish):
-                            await self._publish(
-                                reply,
-                                StreamDone(
-                                    **head,
-                                    seq=seq,
-                                    model=name,
-                                    finish_reason=event.finish_reason,
-                                    usage=event.usage,
-                                ),
-                            )
-                            log.info(
-                                "generation done",
-                                extra={
-                                    "model": name,
-                                    "chunks": seq,
-                                    "ms": round((time.monotonic() - started) * 1000, 1),
-                                },
-                            )
-                            return
-                        await self._publish(
-                            reply, StreamChunk(**head, seq=seq, model=name, delta=_role(event, seq))
-                        )
-                        seq += 1
+                model, entry = self._models.resolve(message.body.model)
+                await self._answer(message, writer, model, entry, outcome)
         except asyncio.CancelledError:
             reason = self._stop_reasons.get(message.request_id, "cancelled")
-            log.info("generation stopped", extra={"reason": reason, "chunks": seq})
             code = ErrorCode.CANCELLED if reason == "cancelled" else ErrorCode.SERVICE_UNAVAILABLE
             error = ErrorBody.of(code, f"generation stopped: {reason}")
         except SwitchyardError as exc:
-            log.warning("generation failed: %s", exc.body.message, extra={"code": exc.code})
             error = exc.body
         except TimeoutError:
             error = ErrorBody.of(ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed")
         except Exception:
             log.exception("generation crashed")
             error = ErrorBody.of(ErrorCode.INTERNAL_ERROR, "internal error in inference")
+        if error is not None:
+            log.info("generation failed: %s", error.message, extra={"code": error.code.value})
+            with contextlib.suppress(Exception):
+                await writer.error(error)
+        latency = time.monotonic() - started
+        log.info(
+            "generation done",
+            extra={
+                "model": model,
+                "chunks": writer.seq,
+                "ms": round(latency * 1000, 1),
+                "attempts": outcome.attempts,
+                "outcome": "ok" if error is None else error.code.value,
+            },
+        )
+        self._spawn(self._publish_usage(message, model, writer, outcome, error, started))
+
+    async def _answer(
+        self,
+        message: RequestMessage,
+        writer: ReplyWriter,
+        model: str,
+        entry: ModelEntry,
+        outcome: Outcome,
+    ) -> None:
+        """Serve from the cache, else from the model's deployments, else degrade."""
+        cache, key = self._cache, cache_key(message, model)
+        store = cache is not None and cacheable(message)
+        if cache is not None and store:
+            cached = await cache.get(key)
+            if cached is not None:
+                writer.cache = "hit"
+                await self._replay(writer, cached)
+                return
+            writer.cache = "miss"
+        try:
+            finish = await self._with_fallbacks(message, writer, model, entry, outcome)
+        except SwitchyardError as exc:
+            if writer.started or exc.code not in FALLBACK:
+                raise
+            degraded = await self._degrade(message, writer, model, entry, exc, outcome)
+            if degraded is None:
+                return  # answered from the cache
+            model, finish = degraded
+        if cache is not None and store and finish.finish_reason != "cancelled":
+            answer = CachedAnswer(
+                model=model,
+                deltas=writer.deltas,
+                finish_reason=finish.finish_reason,
+                usage=finish.usage,
+            )
+            await cache.put([key, cache_key(message, model, loose=True)], answer)
+        outcome.usage = finish.usage
+        await writer.done(model, finish)
+
+    async def _replay(self, writer: ReplyWriter, cached: CachedAnswer) -> None:
+        for delta in cached.deltas:
+            await writer.chunk(cached.model, delta)
+        await writer.done(cached.model, Finish(cached.finish_reason, cached.usage))
+
+    async def _degrade(
+        self,
+        message: RequestMessage,
+        writer: ReplyWriter,
+        model: str,
+        entry: ModelEntry,
+        failure: SwitchyardError,
+        outcome: Outcome,
+    ) -> tuple[str, Finish] | None:
+        """Every deployment failed: answer with the degraded model, or a cached answer."""
+        if entry.degraded_model is not None:
+            fallback, fallback_entry = self._models.resolve(entry.degraded_model)
+            writer.degraded = ["fallback_model"]
+            log.warning("degrading %s to %s: %s", model, fallback, failure.body.message)
+            finish = await self._with_fallbacks(message, writer, fallback, fallback_entry, outcome)
+            return fallback, finish
+        if self._cache is not None and message.cache != "off":
+            cached = await self._cache.get(cache_key(message, model, loose=True))
+            if cached is not None:
+                writer.degraded = ["cache"]
+                writer.cache = "hit"
+                log.warning("answering %s from cache: %s", model, failure.body.message)
+                await self._replay(writer, cached)
+                return None
+        raise failure
+
+    async def _with_fallbacks(
+        self,
+        message: RequestMessage,
+        writer: ReplyWriter,
+        model: str,
+        entry: ModelEntry,
+        outcome: Outcome,
+    ) -> Finish:
+        """Try the model's deployments in order, with bounded retries on each."""
+        last: SwitchyardError | None = None
+        for state in self._router.plan(entry):
+            if state.saturated:
+                last = SwitchyardError(
+                    ErrorCode.OVERLOADED, f"{state.deployment.name} is at capacity"
+                )
+                continue
+            try:
+                return await self._with_retries(message, writer, model, state, outcome)
+            except SwitchyardError as exc:
+                if writer.started or exc.code not in FALLBACK:
+                    raise
+                last = exc
+        if last is None:
+            raise SwitchyardError(ErrorCode.CIRCUIT_OPEN, f"model {model!r} has no deployment")
+        raise last
+
+    async def _with_retries(
+        self,
+        message: RequestMessage,
+        writer: ReplyWriter,
+        model: str,
+        state: DeploymentState,
+        outcome: Outcome,
+    ) -> Finish:
+        """Attempts on one deployment: transient failures retried with full-jitter backoff, at
+        most `max_attempts` times and only while the deployment's retry budget allows."""
+        deployment = state.deployment
+        config = deployment.resilience
+        retry = 0
+        while True:
+            if not state.breaker.allow():
+                raise SwitchyardError(
+                    ErrorCode.CIRCUIT_OPEN,
+                    f"{deployment.name} is failing; retry in {state.breaker.retry_in():.1f}s",
+                    retry_after=max(1, round(state.breaker.retry_in())),
+                )
+            if message.expired():  # an expired request is never sent upstream
+                raise SwitchyardError(ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed")
+            if retry == 0:
+                state.budget.record_request()
+            outcome.attempts += 1
+            outcome.deployment = deployment
+            state.inflight += 1
+            state.calls += 1
+            try:
+                finish = await self._attempt(message, writer, model, deployment, outcome)
+            except SwitchyardError as exc:
+                retry_after = parse_retry_after(exc.body.details.get("retry_after"))
+                if exc.code in UNHEALTHY:
+                    state.breaker.record_failure(retry_after)
+                else:
+                    state.breaker.record_neutral()
+                if writer.started or exc.code not in RETRYABLE:
+                    raise
+                retry += 1
+                if retry >= config.max_attempts or not state.budget.try_spend():
+                    raise
+                delay = max(
+                    backoff_delay(retry - 1, config.backoff_base, config.backoff_max),
+                    retry_after or 0.0,
+                )
+                if delay >= message.remaining():
+                    raise
+                log.info("retrying %s in %.2fs after %s", deployment.name, delay, exc.code.value)
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                state.breaker.record_neutral()
+                raise
+            finally:
+                state.inflight -= 1
+            state.breaker.record_success()
+            return Finish(finish.finish_reason, _priced(finish.usage, deployment))
+
+    def _stream(
+        self, message: RequestMessage, model: str, deployment: Deployment
+    ) -> AsyncGenerator[ProviderEvent, None]:
+        provider = self._providers.get(deployment.provider)
+        if provider is None:
+            raise SwitchyardError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"provider {deployment.provider!r} is not enabled here",
+            )
+        body = message.body.model_copy(update={"model": model})
+        if isinstance(message, ChatRequestMessage):
+            return provider.chat(body, deployment)  # type: ignore[arg-type]
+        return provider.complete(body, deployment)  # type: ignore[arg-type]
+
+    async def _attempt(
+        self,
+        message: RequestMessage,
+        writer: ReplyWriter,
+        model: str,
+        deployment: Deployment,
+        outcome: Outcome,
+    ) -> Finish:
+        """One call to one deployment, its chunks relayed as they arrive."""
+        stream = self._stream(message, model, deployment)
+        async with contextlib.aclosing(stream):
+            while True:
+                first = not writer.started
+                limit = deployment.first_token_timeout if first else deployment.idle_timeout
+                try:
+                    async with asyncio.timeout(limit):
+                        event = await anext(stream)
+                except TimeoutError:
+                    what = "first token" if first else "next chunk"
+                    raise SwitchyardError(
+                        ErrorCode.PROVIDER_TIMEOUT,
+                        f"{deployment.name} sent no {what} within {limit:g}s",
+                        timeout=limit,
+                    ) from None
+                except StopAsyncIteration:
+                    raise SwitchyardError(
+                        ErrorCode.PROVIDER_ERROR, "provider stream ended without finishing"
+                    ) from None
+                if isinstance(event, Finish):
+                    return event
+                if first:
+                    outcome.first_token_at = time.monotonic()
+                await writer.chunk(model, event)
+
+    async def _publish_usage(
+        self,
+        message: RequestMessage,
+        model: str,
+        writer: ReplyWriter,
+        outcome: Outcome,
+        error: ErrorBody | None,
+        started: float,
+    ) -> None:
+        deployment = outcome.deployment
+        first = outcome.first_token_at
+        event = UsageEvent(
+            **message.header(),
+            kind="chat" if isinstance(message, ChatRequestMessage) else "completion",
+            model=model,
+            deployment=deployment.name if deployment else None,
+            provider=deployment.provider if deployment else None,
+            usage=outcome.usage,
+            outcome="ok" if error is None else error.code.value,
+            cache=writer.cache,
+            degraded=writer.degraded,
+            attempts=outcome.attempts,
+            latency_ms=round((time.monotonic() - started) * 1000, 3),
+            first_token_ms=None if first is None else round((first - started) * 1000, 3),
+        )
         with contextlib.suppress(Exception):
-            await self._publish(reply, StreamError(**head, seq=seq, error=error, partial=seq > 0))
-
-
-def _role(delta: Delta, seq: int) -> Delta:
-    """The first chunk of an answer carries the assistant role, as in OpenAI streams."""
-    if seq == 0 and delta.role is None:
-        return delta.model_copy(update={"role": "assistant"})
-    return delta
+            await self._nc.publish(subjects.EVENTS_USAGE, event.model_dump_json().encode())

@@ -19,13 +19,13 @@ from switchyard.contracts import (
     deadline_in,
     subjects,
 )
-from switchyard.inference.generation import Generations, ModelTable
+from switchyard.inference.generation import Generations
 from switchyard.runtime.telemetry import context_from
 
 log = logging.getLogger(__name__)
 
 
-def register(broker: NatsBroker, generations: Generations, models: ModelTable) -> None:
+def register(broker: NatsBroker, generations: Generations) -> None:
     """Subscribe the inference handlers (queue group `inference`; cancels reach every replica)."""
 
     async def start(
@@ -71,4 +71,4 @@ def register(broker: NatsBroker, generations: Generations, models: ModelTable) -
             ModelsRequest.model_validate_json(msg.body)
         except ValidationError as exc:
             return ModelsReply(error=ErrorBody.of(ErrorCode.INVALID_REQUEST, str(exc)))
-        return ModelsReply(data=models.cards())
+        return ModelsReply(data=generations.models())

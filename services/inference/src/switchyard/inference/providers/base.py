@@ -8,7 +8,7 @@ from typing import Protocol
 
 from switchyard.contracts import ChatCompletionRequest, CompletionRequest, Delta, Usage
 from switchyard.contracts.openai import FinishReason
-from switchyard.inference.config import ModelEntry
+from switchyard.inference.config import Deployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +26,13 @@ class Provider(Protocol):
     """A model backend. Streams never block the event loop; closing the iterator stops the work."""
 
     def chat(
-        self, request: ChatCompletionRequest, entry: ModelEntry
+        self, request: ChatCompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a chat completion: deltas, then exactly one `Finish`."""
         ...
 
     def complete(
-        self, request: CompletionRequest, entry: ModelEntry
+        self, request: CompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a text completion: deltas, then exactly one `Finish`."""
         ...

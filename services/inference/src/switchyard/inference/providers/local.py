@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import importlib.resources
 import logging
+import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +28,15 @@ from switchyard.contracts import (
     SwitchyardError,
 )
 from switchyard.contracts.openai import ChatMessage, ImagePart
-from switchyard.inference.config import ModelEntry
+from switchyard.inference.config import Deployment
 from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
 
 log = logging.getLogger(__name__)
+
+# llama.cpp's OpenMP threads spin while waiting by default. On a small machine shared with other
+# processes that spinning starves everyone (measured here: 4x slower generation under load), so
+# wait passively unless the operator says otherwise. Must be set before llama_cpp is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _END = object()
 
@@ -63,9 +69,9 @@ def _messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
 
 
 def _sampling(
-    request: ChatCompletionRequest | CompletionRequest, entry: ModelEntry
+    request: ChatCompletionRequest | CompletionRequest, deployment: Deployment
 ) -> dict[str, Any]:
-    params: dict[str, Any] = {"max_tokens": request.token_limit() or entry.default_max_tokens}
+    params: dict[str, Any] = {"max_tokens": request.token_limit() or deployment.default_max_tokens}
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed"):
         value = getattr(request, name)
         if value is not None:
@@ -122,11 +128,11 @@ class LocalProvider:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def chat(
-        self, request: ChatCompletionRequest, entry: ModelEntry
+        self, request: ChatCompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a chat completion."""
         messages = _messages(request.messages)
-        params = _sampling(request, entry)
+        params = _sampling(request, deployment)
 
         def start(llama: Any) -> Iterator[dict[str, Any]]:
             stream: Iterator[dict[str, Any]] = llama.create_chat_completion(
@@ -137,11 +143,11 @@ class LocalProvider:
         return self._generate(start, chat=True)
 
     def complete(
-        self, request: CompletionRequest, entry: ModelEntry
+        self, request: CompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a text completion."""
         prompt = request.prompt_text()
-        params = _sampling(request, entry)
+        params = _sampling(request, deployment)
 
         def start(llama: Any) -> Iterator[dict[str, Any]]:
             stream: Iterator[dict[str, Any]] = llama.create_completion(

@@ -20,7 +20,9 @@ from switchyard.contracts import (
     SwitchyardError,
     ToolCallDelta,
 )
-from switchyard.inference.config import ModelEntry
+from switchyard.inference.config import Deployment
+from switchyard.inference.embeddings.result import Embedded
+from switchyard.inference.embeddings.upstream import embeddings_payload, parse_embeddings
 from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
 
 _STATUS_CODES: dict[int, ErrorCode] = {
@@ -49,15 +51,28 @@ def _status_error(status: int, body: bytes, retry_after: str | None) -> Switchya
     return SwitchyardError(code, message, **details)
 
 
+def _transport_error(exc: httpx.HTTPError) -> SwitchyardError:
+    """The error code of an HTTP failure that produced no status: timeout, refused, broken."""
+    if isinstance(exc, httpx.TimeoutException):
+        return SwitchyardError(
+            ErrorCode.PROVIDER_TIMEOUT, f"upstream timed out ({type(exc).__name__})"
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return SwitchyardError(ErrorCode.PROVIDER_UNAVAILABLE, f"cannot connect to upstream: {exc}")
+    return SwitchyardError(
+        ErrorCode.PROVIDER_ERROR, f"upstream connection failed: {type(exc).__name__}: {exc}"
+    )
+
+
 def _payload(
-    request: ChatCompletionRequest | CompletionRequest, entry: ModelEntry, name: str
+    request: ChatCompletionRequest | CompletionRequest, deployment: Deployment, name: str
 ) -> bytes:
     body = request.model_dump(exclude_none=True, exclude={"stream", "stream_options"})
-    body["model"] = entry.upstream_model or name
+    body["model"] = deployment.upstream_model or name
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
     if request.token_limit() is None:
-        body["max_tokens"] = entry.default_max_tokens
+        body["max_tokens"] = deployment.default_max_tokens
     return orjson.dumps(body)
 
 
@@ -75,42 +90,87 @@ class OpenAIProvider:
         await self._client.aclose()
 
     def chat(
-        self, request: ChatCompletionRequest, entry: ModelEntry
+        self, request: ChatCompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a chat completion from `{base_url}/chat/completions`."""
-        return self._stream("chat/completions", request, entry, chat=True)
+        return self._stream("chat/completions", request, deployment, chat=True)
 
     def complete(
-        self, request: CompletionRequest, entry: ModelEntry
+        self, request: CompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:
         """Stream a text completion from `{base_url}/completions`."""
-        return self._stream("completions", request, entry, chat=False)
+        return self._stream("completions", request, deployment, chat=False)
+
+    async def embed(
+        self,
+        texts: list[str],
+        deployment: Deployment,
+        *,
+        name: str,
+        dimensions: int | None = None,
+        user: str | None = None,
+    ) -> Embedded:
+        """Embed `texts` with `{base_url}/embeddings`; vectors come back in input order.
+
+        Args:
+            texts: the inputs.
+            deployment: where and how to call (base URL, key, timeouts, upstream model name).
+            name: the public model name (sent upstream unless the deployment names another).
+            dimensions: vector length to ask for, if the client chose one.
+            user: the client's end-user id, passed through.
+        """
+        if not deployment.base_url:
+            raise SwitchyardError(ErrorCode.INTERNAL_ERROR, "model deployment has no base_url")
+        headers = {"content-type": "application/json"}
+        if deployment.api_key_env and (key := os.environ.get(deployment.api_key_env)):
+            headers["authorization"] = f"Bearer {key}"
+        timeout = httpx.Timeout(
+            connect=deployment.connect_timeout,
+            read=deployment.first_token_timeout,
+            write=deployment.connect_timeout,
+            pool=deployment.connect_timeout,
+        )
+        model = deployment.upstream_model or name
+        try:
+            response = await self._client.post(
+                f"{deployment.base_url.rstrip('/')}/embeddings",
+                content=embeddings_payload(texts, model, dimensions=dimensions, user=user),
+                headers=headers,
+                timeout=timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from exc
+        if response.status_code != 200:
+            raise _status_error(
+                response.status_code, response.content, response.headers.get("retry-after")
+            )
+        return parse_embeddings(response.content, len(texts))
 
     async def _stream(
         self,
         path: str,
         request: ChatCompletionRequest | CompletionRequest,
-        entry: ModelEntry,
+        deployment: Deployment,
         *,
         chat: bool,
     ) -> AsyncGenerator[ProviderEvent, None]:
-        if not entry.base_url:
-            raise SwitchyardError(ErrorCode.INTERNAL_ERROR, "model entry has no base_url")
+        if not deployment.base_url:
+            raise SwitchyardError(ErrorCode.INTERNAL_ERROR, "model deployment has no base_url")
         headers = {"content-type": "application/json", "accept": "text/event-stream"}
-        if entry.api_key_env and (key := os.environ.get(entry.api_key_env)):
+        if deployment.api_key_env and (key := os.environ.get(deployment.api_key_env)):
             headers["authorization"] = f"Bearer {key}"
         timeout = httpx.Timeout(
-            connect=entry.connect_timeout,
-            read=max(entry.first_token_timeout, entry.idle_timeout),
-            write=entry.connect_timeout,
-            pool=entry.connect_timeout,
+            connect=deployment.connect_timeout,
+            read=max(deployment.first_token_timeout, deployment.idle_timeout),
+            write=deployment.connect_timeout,
+            pool=deployment.connect_timeout,
         )
-        url = f"{entry.base_url.rstrip('/')}/{path}"
+        url = f"{deployment.base_url.rstrip('/')}/{path}"
         try:
             async with self._client.stream(
                 "POST",
                 url,
-                content=_payload(request, entry, request.model),
+                content=_payload(request, deployment, request.model),
                 headers=headers,
                 timeout=timeout,
             ) as response:
