@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,9 +16,10 @@ import pytest
 from nats.aio.msg import Msg
 from tests.conftest import OTHER_KEY
 from tests.support.fake_openai import OK_TEXT, FakeOpenAI
+from tests.support.stacks import PrivateStack, private_stack
 
 from switchyard.contracts import UsageEvent, subjects
-from switchyard.runtime.embedded import NatsServer
+from switchyard.runtime.embedded import NatsServer, free_port
 
 
 def chat(model: str, prompt: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -206,3 +209,32 @@ async def test_deployment_health_is_for_admins_only(http: httpx.AsyncClient) -> 
     assert all("deployments" in card for card in admin)
     assert not any("deployments" in card for card in other["data"])
     assert {c["id"] for c in admin} == {c["id"] for c in other["data"]}
+
+
+@pytest.fixture
+def metered(tmp_path: Path, fake_provider: FakeOpenAI) -> Iterator[tuple[PrivateStack, int]]:
+    """A stack of its own whose inference serves Prometheus metrics."""
+    port = free_port()
+    models = {
+        "metered": {
+            "provider": "openai",
+            "base_url": fake_provider.base_url,
+            "upstream_model": "ok",
+        }
+    }
+    env = {"SWITCHYARD_INFERENCE_METRICS_PORT": str(port)}
+    with private_stack(tmp_path, models=models, inference_env=env) as stack:
+        yield stack, port
+
+
+async def test_breaker_state_is_a_metric(
+    metered: tuple[PrivateStack, int], anonymous: httpx.AsyncClient
+) -> None:
+    stack, port = metered
+    url = f"{stack.base_url}/v1/chat/completions"
+    response = await anonymous.post(url, json=chat("metered"), headers=stack.headers)
+    assert response.status_code == 200
+    metrics = (await anonymous.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'switchyard_deployment_breaker_state{deployment="metered#0"} 0.0' in metrics
+    assert 'switchyard_upstream_attempts_total{deployment="metered#0",outcome="ok"} 1.0' in metrics
+    assert 'switchyard_generations_total{model="metered",outcome="ok"} 1.0' in metrics

@@ -32,6 +32,9 @@ class ServiceSettings(BaseSettings):
     health_port: int = Field(
         default=0, ge=0, le=65535, description="Port of the gRPC health server (0 = any free port)."
     )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Prometheus /metrics port (unset: not served)."
+    )
     log_level: str = Field(
         default_factory=lambda: _suite_default("LOG_LEVEL", "INFO"),
         description="Log level (falls back to SWITCHYARD_LOG_LEVEL).",

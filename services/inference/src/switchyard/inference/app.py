@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from faststream.nats import NatsBroker
+from prometheus_client import REGISTRY
 
 from switchyard.inference.cache import ResponseCache
 from switchyard.inference.config import InferenceSettings
@@ -16,12 +17,14 @@ from switchyard.inference.embeddings.handlers import register_embeddings
 from switchyard.inference.embeddings.service import Embeddings
 from switchyard.inference.generation import Generations, ModelTable
 from switchyard.inference.handlers import register
+from switchyard.inference.metrics import DeploymentCollector
 from switchyard.inference.providers.anthropic import AnthropicProvider
 from switchyard.inference.providers.base import Provider
 from switchyard.inference.providers.openai import OpenAIProvider
 from switchyard.inference.routing import Router
 from switchyard.runtime.broker import make_broker, nats_client, nats_probe
 from switchyard.runtime.health import HealthServer
+from switchyard.runtime.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +85,10 @@ async def lifespan(settings: InferenceSettings) -> AsyncIterator[Inference]:
             if settings.cache_enabled
             else None
         )
-        generations = Generations(
-            nc, table, providers, Router(entries), settings.max_inflight, cache
-        )
+        router = Router(entries)
+        REGISTRY.register(DeploymentCollector(router))
+        serve_metrics(settings.health_host, settings.metrics_port)
+        generations = Generations(nc, table, providers, router, settings.max_inflight, cache)
         register(broker, generations)
         register_embeddings(broker, embeddings)
         await broker.start()

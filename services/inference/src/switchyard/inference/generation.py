@@ -38,6 +38,7 @@ from switchyard.contracts import (
 from switchyard.contracts.messages import CacheStatus
 from switchyard.inference.cache import CachedAnswer, ResponseCache, cache_key, cacheable
 from switchyard.inference.config import Deployment, ModelEntry
+from switchyard.inference.metrics import GENERATIONS, UPSTREAM_ATTEMPTS
 from switchyard.inference.providers.base import Finish, Provider, ProviderEvent
 from switchyard.inference.resilience import (
     FALLBACK,
@@ -290,6 +291,7 @@ class Generations:
             with contextlib.suppress(Exception):
                 await writer.error(error)
         latency = time.monotonic() - started
+        GENERATIONS.labels(model, "ok" if error is None else error.code.value).inc()
         log.info(
             "generation done",
             extra={
@@ -428,6 +430,7 @@ class Generations:
             try:
                 finish = await self._attempt(message, writer, model, deployment, outcome)
             except SwitchyardError as exc:
+                UPSTREAM_ATTEMPTS.labels(deployment.name, exc.code.value).inc()
                 retry_after = parse_retry_after(exc.body.details.get("retry_after"))
                 if exc.code in UNHEALTHY:
                     state.breaker.record_failure(retry_after)
@@ -453,6 +456,7 @@ class Generations:
             finally:
                 state.inflight -= 1
             state.breaker.record_success()
+            UPSTREAM_ATTEMPTS.labels(deployment.name, "ok").inc()
             return Finish(finish.finish_reason, _priced(finish.usage, deployment))
 
     def _stream(

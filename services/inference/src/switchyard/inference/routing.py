@@ -56,6 +56,10 @@ class Router:
             d.name: DeploymentState(d) for entry in table.values() for d in entry.deployments
         }
 
+    def states(self) -> list[DeploymentState]:
+        """Every deployment's state."""
+        return list(self._states.values())
+
     def state(self, deployment: Deployment) -> DeploymentState:
         """The live state of `deployment`."""
         return self._states[deployment.name]
