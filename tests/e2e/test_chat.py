@@ -122,3 +122,44 @@ async def test_every_response_has_a_request_id(http: httpx.AsyncClient) -> None:
     ids = {r.headers.get("x-request-id") for r in (ok, bad, unauth)}
     assert None not in ids
     assert len(ids) == 3
+
+
+async def test_tool_results_reach_the_provider(
+    client: openai.AsyncOpenAI, fake_provider: FakeOpenAI
+) -> None:
+    prompt = marker()
+    await client.chat.completions.create(
+        model="fake-ok",
+        messages=[
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_9",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_9", "content": "18 C, sunny"},
+            {"role": "user", "content": prompt},
+        ],
+        tool_choice="auto",
+        tools=[
+            {
+                "type": "function",
+                "function": {"name": "get_weather", "parameters": {"type": "object"}},
+            }
+        ],
+    )
+    sent = fake_provider.calls[prompt].body
+    assert sent["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"city": "Paris"}'
+    assert sent["messages"][2] == {
+        "role": "tool",
+        "tool_call_id": "call_9",
+        "content": "18 C, sunny",
+    }
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["tool_choice"] == "auto"

@@ -18,7 +18,16 @@ from tests.conftest import OTHER_KEY
 from tests.support.fake_openai import OK_TEXT, FakeOpenAI
 from tests.support.stacks import PrivateStack, private_stack
 
-from switchyard.contracts import UsageEvent, subjects
+from switchyard.contracts import (
+    STREAM_MESSAGE,
+    ChatCompletionRequest,
+    ChatRequestMessage,
+    ErrorCode,
+    StreamError,
+    UsageEvent,
+    deadline_in,
+    subjects,
+)
 from switchyard.runtime.embedded import NatsServer, free_port
 
 
@@ -238,3 +247,25 @@ async def test_breaker_state_is_a_metric(
     assert 'switchyard_deployment_breaker_state{deployment="metered#0"} 0.0' in metrics
     assert 'switchyard_upstream_attempts_total{deployment="metered#0",outcome="ok"} 1.0' in metrics
     assert 'switchyard_generations_total{model="metered",outcome="ok"} 1.0' in metrics
+
+
+async def test_expired_request_is_never_sent_upstream(
+    nats_server: NatsServer, fake_provider: FakeOpenAI
+) -> None:
+    prompt = f"test-{uuid.uuid4().hex}"
+    message = ChatRequestMessage(
+        request_id=uuid.uuid4().hex,
+        tenant_id="tenant-test",
+        deadline=deadline_in(-1),  # already past when it arrives
+        body=ChatCompletionRequest.model_validate(chat("fake-ok", prompt)),
+    )
+    nc = await nats.connect(nats_server.url)
+    try:
+        reply = await nc.request(subjects.CHAT, message.model_dump_json().encode(), timeout=5)
+    finally:
+        await nc.drain()
+    answer = STREAM_MESSAGE.validate_json(reply.data)
+    assert isinstance(answer, StreamError)
+    assert answer.error.code == ErrorCode.DEADLINE_EXCEEDED
+    await asyncio.sleep(0.2)
+    assert prompt not in fake_provider.history

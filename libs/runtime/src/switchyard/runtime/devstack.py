@@ -136,6 +136,9 @@ def main() -> int:
             "SWITCHYARD_GATEWAY_API_KEYS": os.environ.get(
                 "SWITCHYARD_GATEWAY_API_KEYS", f"{key}=dev"
             ),
+            "SWITCHYARD_GATEWAY_ADMIN_TENANTS": os.environ.get(
+                "SWITCHYARD_GATEWAY_ADMIN_TENANTS", "dev"
+            ),
         }
         for name in SERVICES:
             health_var = f"SWITCHYARD_{name.upper()}_HEALTH_PORT"

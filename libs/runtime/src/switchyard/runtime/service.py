@@ -10,6 +10,7 @@ from faststream.nats import NatsBroker
 
 from switchyard.runtime.broker import make_broker, nats_probe
 from switchyard.runtime.health import HealthServer, Probe
+from switchyard.runtime.metrics import serve_metrics
 from switchyard.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ async def serve_broker(
     try:
         await broker.start()
         await health.start()
+        serve_metrics(settings.health_host, settings.metrics_port)
         log.info("%s ready", name, extra={"health_port": health.port})
         await stop.wait()
     finally:

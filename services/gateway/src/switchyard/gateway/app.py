@@ -17,6 +17,7 @@ from switchyard.gateway.routes import router
 from switchyard.gateway.streams import StreamMux
 from switchyard.runtime.broker import make_broker, nats_probe
 from switchyard.runtime.health import HealthServer
+from switchyard.runtime.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "gateway", settings.health_host, settings.health_port, [nats_probe(broker)]
         )
         await health.start()
+        serve_metrics(settings.health_host, settings.metrics_port)
         app.state.relay = Relay(nc, mux, settings)
         app.state.keys = KeyTable(settings.key_table())
         if not settings.key_table():
