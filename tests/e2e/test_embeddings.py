@@ -220,10 +220,6 @@ async def test_sdk_sees_errors_as_exceptions(sdk: openai.AsyncOpenAI) -> None:
         await sdk.embeddings.create(model="nope", input="hello")
 
 
-@pytest.mark.xfail(
-    reason="the chat-side model-kind check (ModelTable.resolve in generation.py) is pending",
-    strict=False,
-)
 async def test_chat_with_an_embedding_model_is_refused(raw: httpx.AsyncClient) -> None:
     response = await raw.post(
         "/v1/chat/completions",

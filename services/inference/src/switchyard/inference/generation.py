@@ -38,6 +38,7 @@ from switchyard.contracts import (
 from switchyard.contracts.messages import CacheStatus
 from switchyard.inference.cache import CachedAnswer, ResponseCache, cache_key, cacheable
 from switchyard.inference.config import Deployment, ModelEntry
+from switchyard.inference.embeddings.models import check_kind
 from switchyard.inference.metrics import GENERATIONS, UPSTREAM_ATTEMPTS
 from switchyard.inference.providers.base import Finish, Provider, ProviderEvent
 from switchyard.inference.resilience import (
@@ -63,7 +64,8 @@ class ModelTable:
     def __init__(self, entries: dict[str, ModelEntry], default: str | None = None) -> None:
         if not entries:
             raise ValueError("the model table is empty")
-        default = default or next(iter(entries))
+        chat_models = [name for name, entry in entries.items() if entry.kind == "chat"]
+        default = default or (chat_models[0] if chat_models else next(iter(entries)))
         if default not in entries:
             raise ValueError(f"default model {default!r} is not in the model table")
         self._entries = entries
@@ -274,6 +276,7 @@ class Generations:
             deadline = asyncio.get_running_loop().time() + message.remaining()
             async with asyncio.timeout_at(deadline):
                 model, entry = self._models.resolve(message.body.model)
+                check_kind(model, entry, "chat")
                 await self._answer(message, writer, model, entry, outcome)
         except asyncio.CancelledError:
             reason = self._stop_reasons.get(message.request_id, "cancelled")

@@ -108,14 +108,21 @@ class MicroBatcher(Generic[T]):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            await self._arrived.wait()
-            self._arrived.clear()
-            while self._waiting:
-                await self._gather(loop)
-                batch = self._take()
-                if batch:
-                    await self._encode_batch(loop, batch)
+        try:
+            while True:
+                await self._arrived.wait()
+                self._arrived.clear()
+                while self._waiting:
+                    await self._gather(loop)
+                    batch = self._take()
+                    if batch:
+                        await self._encode_batch(loop, batch)
+        except Exception:
+            # Never leave callers waiting on a dead worker; the next `submit` starts a new one.
+            log.exception("micro-batcher worker failed")
+            self._fail(list(self._waiting), ErrorCode.INTERNAL_ERROR, "embedding batcher failed")
+            self._waiting.clear()
+            self._queued = 0
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wait until a full batch is waiting or the oldest request has waited `max_wait`."""
