@@ -13,7 +13,13 @@ from switchyard.contracts.envelope import (
     EnvelopeFields,
     deadline_in,
 )
-from switchyard.contracts.errors import ERROR_REGISTRY, ErrorBody, ErrorCode, SwitchyardError
+from switchyard.contracts.errors import (
+    ERROR_REGISTRY,
+    ErrorBody,
+    ErrorCode,
+    ServiceReply,
+    SwitchyardError,
+)
 from switchyard.contracts.messages import (
     STREAM_MESSAGE,
     CancelMessage,
@@ -58,6 +64,7 @@ __all__ = [
     "ModelCard",
     "ModelsReply",
     "ModelsRequest",
+    "ServiceReply",
     "StreamChunk",
     "StreamDone",
     "StreamError",

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from switchyard.contracts.envelope import Envelope
-from switchyard.contracts.errors import ErrorBody
+from switchyard.contracts.errors import ServiceReply
 
 MAX_EMBEDDING_INPUTS: Final = 2048
 """Most strings one embeddings request may carry (OpenAI's limit)."""
@@ -94,10 +94,9 @@ class EmbedRequestMessage(Envelope):
     body: EmbeddingRequest
 
 
-class EmbedReply(BaseModel):
+class EmbedReply(ServiceReply):
     """Reply to `llm.embed.v1`: one vector per input, in input order, or an error."""
 
     data: list[list[float]] = Field(default_factory=list)
     model: str = ""
     usage: EmbeddingUsage = Field(default_factory=EmbeddingUsage)
-    error: ErrorBody | None = None

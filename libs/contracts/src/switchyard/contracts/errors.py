@@ -110,3 +110,9 @@ class SwitchyardError(Exception):
     def code(self) -> ErrorCode:
         """The registry code of this error."""
         return self.body.code
+
+
+class ServiceReply(BaseModel):
+    """Base of every request/reply answer: data fields, or `error` when the request failed."""
+
+    error: ErrorBody | None = None

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from switchyard.contracts.envelope import Envelope
-from switchyard.contracts.errors import ErrorBody
+from switchyard.contracts.errors import ErrorBody, ServiceReply
 from switchyard.contracts.openai import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -21,6 +21,7 @@ from switchyard.contracts.openai import (
     ModelCard,
     Usage,
 )
+from switchyard.contracts.retrieval import Citation
 
 CacheMode = Literal["auto", "on", "off"]
 CacheStatus = Literal["hit", "miss"]
@@ -52,11 +53,10 @@ class ModelsRequest(Envelope):
     """`llm.models.v1`: list the models this tenant may use."""
 
 
-class ModelsReply(BaseModel):
+class ModelsReply(ServiceReply):
     """Reply to `llm.models.v1`."""
 
     data: list[ModelCard] = Field(default_factory=list)
-    error: ErrorBody | None = None
 
 
 class StreamChunk(Envelope):
@@ -72,6 +72,7 @@ class StreamChunk(Envelope):
     delta: Delta
     cache: CacheStatus | None = None
     degraded: list[str] | None = None
+    citations: list[Citation] | None = None
 
 
 class StreamDone(Envelope):
@@ -84,6 +85,7 @@ class StreamDone(Envelope):
     usage: Usage
     cache: CacheStatus | None = None
     degraded: list[str] | None = None
+    citations: list[Citation] | None = None
 
 
 class StreamError(Envelope):

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from switchyard.contracts.retrieval import RagOptions
+
 _STRICT = ConfigDict(extra="forbid")
 _LENIENT = ConfigDict(extra="ignore")
 
@@ -186,6 +188,9 @@ class ChatCompletionRequest(SamplingParams):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     store: bool | None = None
     service_tier: str | None = None
+    rag: RagOptions | None = Field(
+        default=None, description="Switchyard extension: ground the answer on collections."
+    )
 
     def token_limit(self) -> int | None:
         """The completion token limit, whichever of the two spellings the client used."""

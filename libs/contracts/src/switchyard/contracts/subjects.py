@@ -11,6 +11,8 @@ CANCEL_ALL: Final = f"{CANCEL_PREFIX}.*"
 
 RETRIEVAL_SEARCH: Final = "retrieval.search.v1"
 RETRIEVAL_INGEST: Final = "retrieval.ingest.v1"
+RETRIEVAL_COLLECTIONS: Final = "retrieval.collections.v1"
+RETRIEVAL_DOCUMENTS: Final = "retrieval.documents.v1"
 
 TOOLS_LIST: Final = "tools.list.v1"
 TOOLS_EXECUTE: Final = "tools.execute.v1"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from faststream.nats import NatsBroker
 
@@ -16,17 +17,15 @@ from switchyard.runtime.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
-async def serve_broker(
+@contextlib.asynccontextmanager
+async def service_runtime(
     name: str,
     settings: ServiceSettings,
-    stop: asyncio.Event,
-    register: Callable[[NatsBroker], None] | None = None,
+    broker: NatsBroker,
     probes: list[Probe] | None = None,
-) -> None:
-    """Connect, register handlers, serve health (NATS + `probes`) until `stop`, then drain."""
-    broker = make_broker(settings.nats_url, name, settings.shutdown_timeout)
-    if register is not None:
-        register(broker)
+) -> AsyncIterator[NatsBroker]:
+    """Start `broker` (handlers already registered), serve health (NATS + `probes`) and
+    metrics; stop them on exit."""
     health = HealthServer(
         name, settings.health_host, settings.health_port, [nats_probe(broker), *(probes or [])]
     )
@@ -35,7 +34,22 @@ async def serve_broker(
         await health.start()
         serve_metrics(settings.health_host, settings.metrics_port)
         log.info("%s ready", name, extra={"health_port": health.port})
-        await stop.wait()
+        yield broker
     finally:
         await health.stop()
         await broker.stop()
+
+
+async def serve_broker(
+    name: str,
+    settings: ServiceSettings,
+    stop: asyncio.Event,
+    register: Callable[[NatsBroker], None] | None = None,
+    probes: list[Probe] | None = None,
+) -> None:
+    """Run a service made of NATS handlers only, until `stop`."""
+    broker = make_broker(settings.nats_url, name, settings.shutdown_timeout)
+    if register is not None:
+        register(broker)
+    async with service_runtime(name, settings, broker, probes):
+        await stop.wait()

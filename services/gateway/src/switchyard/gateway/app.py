@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from switchyard.gateway.auth import KeyTable
+from switchyard.gateway.collections import router as collections_router
 from switchyard.gateway.config import GatewaySettings
 from switchyard.gateway.errors import install_error_handlers
+from switchyard.gateway.ingest import Ingestion
 from switchyard.gateway.middleware import RequestContext
 from switchyard.gateway.relay import Relay
 from switchyard.gateway.routes import router
@@ -38,6 +40,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await health.start()
         serve_metrics(settings.health_host, settings.metrics_port)
         app.state.relay = Relay(nc, mux, settings)
+        app.state.ingestion = Ingestion(nc)
         app.state.keys = KeyTable(settings.key_table())
         if not settings.key_table():
             log.warning("no API keys configured: every request will be refused (401)")
@@ -57,5 +60,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(collections_router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

@@ -31,6 +31,9 @@ class GatewaySettings(ServiceSettings):
     control_timeout: float = Field(
         default=5.0, gt=0, description="Timeout of small request/reply calls (e.g. listing models)."
     )
+    retrieval_timeout: float = Field(
+        default=30.0, gt=0, description="Timeout of retrieval calls (search, collections)."
+    )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest accepted request body."
     )

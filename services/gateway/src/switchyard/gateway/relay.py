@@ -16,6 +16,7 @@ from fastapi import Request
 from nats.aio.client import Client
 from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import BaseModel
 
 from switchyard.contracts import (
     ChatRequestMessage,
@@ -28,6 +29,7 @@ from switchyard.contracts import (
     ModelCard,
     ModelsReply,
     ModelsRequest,
+    ServiceReply,
     StreamError,
     SwitchyardError,
     deadline_in,
@@ -38,6 +40,7 @@ from switchyard.gateway.streams import ReplyStream, StreamItem, StreamMux
 from switchyard.runtime.telemetry import trace_headers
 
 T = TypeVar("T")
+Reply = TypeVar("Reply", bound=ServiceReply)
 
 
 class ClientGone(Exception):
@@ -135,68 +138,59 @@ class Relay:
             raise
         return exchange, first
 
-    async def models(self, tenant: str, request_id: str) -> list[ModelCard]:
-        """The models inference serves."""
-        request = ModelsRequest(
-            request_id=request_id,
-            tenant_id=tenant,
-            deadline=deadline_in(self.settings.control_timeout),
-        )
+    async def call(
+        self, subject: str, message: BaseModel, reply_type: type[Reply], timeout: float
+    ) -> Reply:
+        """Request/reply with a Switchyard service; the reply's error is raised.
+
+        Raises:
+            SwitchyardError: the reply's error; `service_unavailable` when no replica answers
+                (in time); `payload_too_large` when the request does not fit in one message.
+        """
+        service = subject.split(".", 1)[0].replace("llm", "inference")
         try:
             msg = await self.nc.request(
-                subjects.MODELS,
-                request.model_dump_json().encode(),
-                timeout=self.settings.control_timeout,
+                subject,
+                message.model_dump_json().encode(),
+                timeout=timeout,
                 headers=trace_headers(),
             )
         except NoRespondersError as exc:
             raise SwitchyardError(
-                ErrorCode.SERVICE_UNAVAILABLE, "no inference service is running"
+                ErrorCode.SERVICE_UNAVAILABLE, f"no {service} service is running"
             ) from exc
         except NatsTimeoutError as exc:
             raise SwitchyardError(
-                ErrorCode.SERVICE_UNAVAILABLE, "inference did not answer in time"
+                ErrorCode.SERVICE_UNAVAILABLE, f"{service} did not answer in time"
             ) from exc
-        reply = ModelsReply.model_validate_json(msg.data)
+        except MaxPayloadError as exc:
+            raise SwitchyardError(
+                ErrorCode.PAYLOAD_TOO_LARGE, "the input is too large for one request"
+            ) from exc
+        reply = reply_type.model_validate_json(msg.data)
         if reply.error is not None:
-            raise SwitchyardError(reply.error.code, reply.error.message)
-        return reply.data
+            error = SwitchyardError(reply.error.code, reply.error.message, **reply.error.details)
+            error.body = reply.error
+            raise error
+        return reply
+
+    async def models(self, tenant: str, request_id: str) -> list[ModelCard]:
+        """The models inference serves."""
+        timeout = self.settings.control_timeout
+        request = ModelsRequest(
+            request_id=request_id, tenant_id=tenant, deadline=deadline_in(timeout)
+        )
+        return (await self.call(subjects.MODELS, request, ModelsReply, timeout)).data
 
     async def embed(self, message: EmbedRequestMessage) -> EmbedReply:
         """Ask inference for the embeddings of `message` (request/reply on `llm.embed.v1`).
 
         Inference enforces the deadline itself; the gateway waits a moment longer so that its
         `deadline_exceeded` reply, not a bare timeout, is what the client sees.
-
-        Raises:
-            SwitchyardError: the reply's error; `service_unavailable` when no inference answers;
-                `payload_too_large` when the request does not fit in one NATS message.
         """
-        try:
-            msg = await self.nc.request(
-                subjects.EMBED,
-                message.model_dump_json().encode(),
-                timeout=max(message.remaining(), 0) + 1.0,
-                headers=trace_headers(),
-            )
-        except NoRespondersError as exc:
-            raise SwitchyardError(
-                ErrorCode.SERVICE_UNAVAILABLE, "no inference service is running"
-            ) from exc
-        except NatsTimeoutError as exc:
-            raise SwitchyardError(
-                ErrorCode.SERVICE_UNAVAILABLE, "inference did not answer in time"
-            ) from exc
-        except MaxPayloadError as exc:
-            raise SwitchyardError(
-                ErrorCode.PAYLOAD_TOO_LARGE, "the input is too large for one request"
-            ) from exc
-        reply = EmbedReply.model_validate_json(msg.data)
-        if reply.error is not None:
-            error = SwitchyardError(reply.error.code, reply.error.message, **reply.error.details)
-            error.body = reply.error
-            raise error
-        return reply
+        return await self.call(
+            subjects.EMBED, message, EmbedReply, max(message.remaining(), 0) + 1.0
+        )
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:

@@ -12,12 +12,13 @@ from typing import Literal
 
 import orjson
 from nats.aio.client import Client
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from switchyard.contracts import ChatRequestMessage, CompletionRequestMessage, Delta, Usage
 from switchyard.contracts.openai import FinishReason
+from switchyard.runtime.jetstream import key_value
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,7 @@ class ResponseCache:
     @classmethod
     async def open(cls, nc: Client, bucket: str, ttl: float) -> ResponseCache:
         """Bind to the bucket, creating it (with its TTL) on first use."""
-        js = nc.jetstream()
-        try:
-            kv = await js.key_value(bucket)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(bucket=bucket, ttl=ttl, history=1)
-        return cls(kv)
+        return cls(await key_value(nc.jetstream(), bucket, ttl))
 
     async def get(self, key: str) -> CachedAnswer | None:
         """The cached answer for `key`, if any."""
