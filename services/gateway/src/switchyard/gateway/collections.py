@@ -126,7 +126,7 @@ def _content_type(declared: str | None, filename: str | None) -> ContentType:
         return _EXTENSIONS[suffix]
     raise SwitchyardError(
         ErrorCode.INVALID_REQUEST,
-        f"unsupported document type {kind or suffix or 'unknown'!r}: send text, Markdown, HTML, PDF",
+        f"unsupported document type {kind or suffix or 'unknown'!r}: use text, Markdown, HTML, PDF",
         param="file",
     )
 

@@ -89,8 +89,16 @@ async def collect(kind: Kind, exchange: Exchange, first: StreamItem) -> dict[str
         }
         if degraded := (first.degraded if isinstance(first, StreamChunk) else item.degraded):
             body["degraded"] = degraded
+        if citations := _citations(first):
+            body["citations"] = citations
         return body
     raise SwitchyardError(ErrorCode.STREAM_BROKEN, "stream ended without a terminal message")
+
+
+def _citations(first: StreamItem) -> list[dict[str, Any]] | None:
+    if isinstance(first, StreamChunk | StreamDone) and first.citations is not None:
+        return [c.model_dump() for c in first.citations]
+    return None
 
 
 def answer_headers(first: StreamItem) -> dict[str, str]:
@@ -121,6 +129,18 @@ async def sse_events(
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
     sent = 0
     try:
+        if (citations := _citations(first)) is not None:
+            # Sources come first, as a chunk with no choices that SDKs pass through untouched.
+            yield _sse(
+                {
+                    "id": ident,
+                    "object": obj,
+                    "created": created,
+                    "model": first.model if isinstance(first, StreamChunk | StreamDone) else "",
+                    "choices": [],
+                    "citations": citations,
+                }
+            )
         async for item in _items(exchange, first):
             if isinstance(item, StreamChunk):
                 if kind == "chat":

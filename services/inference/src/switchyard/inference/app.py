@@ -21,6 +21,7 @@ from switchyard.inference.metrics import DeploymentCollector
 from switchyard.inference.providers.anthropic import AnthropicProvider
 from switchyard.inference.providers.base import Provider
 from switchyard.inference.providers.openai import OpenAIProvider
+from switchyard.inference.retriever import Retriever
 from switchyard.inference.routing import Router
 from switchyard.runtime.broker import make_broker, nats_client, nats_probe
 from switchyard.runtime.health import HealthServer
@@ -88,7 +89,15 @@ async def lifespan(settings: InferenceSettings) -> AsyncIterator[Inference]:
         router = Router(entries)
         REGISTRY.register(DeploymentCollector(router))
         serve_metrics(settings.health_host, settings.metrics_port)
-        generations = Generations(nc, table, providers, router, settings.max_inflight, cache)
+        generations = Generations(
+            nc,
+            table,
+            providers,
+            router,
+            settings.max_inflight,
+            cache,
+            Retriever(nc, settings.rag_timeout),
+        )
         register(broker, generations)
         register_embeddings(broker, embeddings)
         await broker.start()

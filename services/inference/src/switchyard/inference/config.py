@@ -161,6 +161,9 @@ class InferenceSettings(ServiceSettings):
     local_context: int = Field(
         default=2048, ge=256, description="Context window of the local model."
     )
+    rag_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds the retrieval step of a RAG chat may take."
+    )
     cache_enabled: bool = Field(
         default=True, description="Keep an exact-match response cache in NATS KV."
     )

@@ -36,6 +36,8 @@ from switchyard.contracts import (
     subjects,
 )
 from switchyard.contracts.messages import CacheStatus
+from switchyard.contracts.openai import SystemMessage
+from switchyard.contracts.retrieval import Citation, RagOptions, SearchHit
 from switchyard.inference.cache import CachedAnswer, ResponseCache, cache_key, cacheable
 from switchyard.inference.config import Deployment, ModelEntry
 from switchyard.inference.embeddings.models import check_kind
@@ -48,6 +50,7 @@ from switchyard.inference.resilience import (
     backoff_delay,
     parse_retry_after,
 )
+from switchyard.inference.retriever import Retriever
 from switchyard.inference.routing import DeploymentState, Router
 from switchyard.runtime.logging import request_id_var
 
@@ -119,7 +122,8 @@ class ReplyWriter:
         self.seq = 0
         self.deltas: list[Delta] = []
         self.cache: CacheStatus | None = None
-        self.degraded: list[str] | None = None
+        self.degraded: list[str] = []
+        self.citations: list[Citation] | None = None
 
     @property
     def started(self) -> bool:
@@ -137,7 +141,8 @@ class ReplyWriter:
             model=model,
             delta=delta,
             cache=self.cache if first else None,
-            degraded=self.degraded if first else None,
+            degraded=(self.degraded or None) if first else None,
+            citations=self.citations if first else None,
         )
         self.deltas.append(delta)
         self.seq += 1
@@ -152,7 +157,8 @@ class ReplyWriter:
             finish_reason=finish.finish_reason,
             usage=finish.usage,
             cache=self.cache,
-            degraded=self.degraded,
+            degraded=self.degraded or None,
+            citations=self.citations if self.seq == 0 else None,
         )
         await self._nc.publish(self._reply, message.model_dump_json(exclude_none=True).encode())
 
@@ -183,8 +189,10 @@ class Generations:
         router: Router,
         max_inflight: int,
         cache: ResponseCache | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self._nc = nc
+        self._retriever = retriever or Retriever(nc, timeout=2.0)
         self._models = models
         self._providers = providers
         self._router = router
@@ -315,9 +323,15 @@ class Generations:
         entry: ModelEntry,
         outcome: Outcome,
     ) -> None:
-        """Serve from the cache, else from the model's deployments, else degrade."""
+        """Ground on retrieved sources if asked; serve from the cache, else from the model's
+        deployments, else degrade."""
+        grounded = False
+        if isinstance(message, ChatRequestMessage) and message.body.rag is not None:
+            message = await self._ground(message, message.body.rag, writer)
+            grounded = True
         cache, key = self._cache, cache_key(message, model)
-        store = cache is not None and cacheable(message)
+        # A grounded answer depends on the collections' current content: never reuse it.
+        store = cache is not None and cacheable(message) and not grounded
         if cache is not None and store:
             cached = await cache.get(key)
             if cached is not None:
@@ -345,6 +359,39 @@ class Generations:
         outcome.usage = finish.usage
         await writer.done(model, finish)
 
+    async def _ground(
+        self, message: ChatRequestMessage, rag: RagOptions, writer: ReplyWriter
+    ) -> ChatRequestMessage:
+        """Retrieve sources and put them, numbered, in a system message. If retrieval fails or
+        misses its time, answer without them and mark the answer degraded."""
+        query = _last_user_text(message)
+        try:
+            hits = await self._retriever.search(message, rag, query)
+        except SwitchyardError as exc:
+            if exc.code in (ErrorCode.NOT_FOUND, ErrorCode.INVALID_REQUEST):
+                raise  # the client named a collection that is not theirs, or a bad filter
+            log.warning("retrieval failed, answering without context: %s", exc.body.message)
+            writer.degraded.append("retrieval")
+            return message
+        writer.citations = [
+            Citation(
+                index=number,
+                collection=collection,
+                document_id=hit.document_id,
+                external_id=hit.external_id,
+                chunk_id=hit.chunk_id,
+                title=hit.title,
+                snippet=hit.text[:300],
+                score=hit.score,
+            )
+            for number, (collection, hit) in enumerate(hits, start=1)
+        ]
+        return message.model_copy(
+            update={
+                "body": message.body.model_copy(update={"messages": _with_sources(message, hits)})
+            }
+        )
+
     async def _replay(self, writer: ReplyWriter, cached: CachedAnswer) -> None:
         for delta in cached.deltas:
             await writer.chunk(cached.model, delta)
@@ -362,14 +409,14 @@ class Generations:
         """Every deployment failed: answer with the degraded model, or a cached answer."""
         if entry.degraded_model is not None:
             fallback, fallback_entry = self._models.resolve(entry.degraded_model)
-            writer.degraded = ["fallback_model"]
+            writer.degraded.append("fallback_model")
             log.warning("degrading %s to %s: %s", model, fallback, failure.body.message)
             finish = await self._with_fallbacks(message, writer, fallback, fallback_entry, outcome)
             return fallback, finish
         if self._cache is not None and message.cache != "off":
             cached = await self._cache.get(cache_key(message, model, loose=True))
             if cached is not None:
-                writer.degraded = ["cache"]
+                writer.degraded.append("cache")
                 writer.cache = "hit"
                 log.warning("answering %s from cache: %s", model, failure.body.message)
                 await self._replay(writer, cached)
@@ -530,10 +577,43 @@ class Generations:
             usage=outcome.usage,
             outcome="ok" if error is None else error.code.value,
             cache=writer.cache,
-            degraded=writer.degraded,
+            degraded=writer.degraded or None,
             attempts=outcome.attempts,
             latency_ms=round((time.monotonic() - started) * 1000, 3),
             first_token_ms=None if first is None else round((first - started) * 1000, 3),
         )
         with contextlib.suppress(Exception):
             await self._nc.publish(subjects.EVENTS_USAGE, event.model_dump_json().encode())
+
+
+def _text_of(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(getattr(part, "text", "") for part in content)
+    return ""
+
+
+def _last_user_text(message: ChatRequestMessage) -> str:
+    for item in reversed(message.body.messages):
+        if item.role == "user":
+            return _text_of(item.content)
+    return ""
+
+
+def _with_sources(message: ChatRequestMessage, hits: list[tuple[str, SearchHit]]) -> list[Any]:
+    """The conversation with a system message of numbered sources in front."""
+    if hits:
+        sources = "\n\n".join(
+            f"[{number}] {hit.title or hit.external_id}"
+            + (f" ({hit.section})" if hit.section else "")
+            + f"\n{hit.text}"
+            for number, (_, hit) in enumerate(hits, start=1)
+        )
+        instructions = (
+            "Answer using the numbered sources below and cite them like [1]. If they do not "
+            "contain the answer, say so.\n\n" + sources
+        )
+    else:
+        instructions = "No source in the searched collections matches this question; say so."
+    return [SystemMessage(role="system", content=instructions), *message.body.messages]
