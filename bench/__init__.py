@@ -1,0 +1,1 @@
+"""Benchmarks: Switchyard against a mock provider directly and against the LiteLLM proxy."""

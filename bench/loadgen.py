@@ -11,9 +11,10 @@ Modes (`spec["mode"]`):
   was due (so a proxy that falls behind is charged for the queueing it causes, no coordinated
   omission). `send_lag` says how late the generator itself sent requests.
 - `closed`: `concurrency` clients, each sending requests back to back for `duration` seconds (or
-  `count` requests in all). Streamed requests are measured per chunk: time to first token, gaps
-  between content chunks and each chunk's one-way latency (the mock writes its CLOCK_MONOTONIC
-  time into each chunk).
+  `count` requests in all; with `progress_every`, a `PROGRESS <n> <s>` line goes to stderr each
+  time `n` requests were issued). Streamed requests are measured per chunk: time to first token,
+  gaps between content chunks and each chunk's one-way latency (the mock writes its
+  CLOCK_MONOTONIC time into each chunk).
 - `open`: `count` streams opened at once (within `ramp` seconds), each must finish with
   `data: [DONE]` and `chunks` content chunks; reports errors and the peak of streams open at once.
 """
@@ -374,10 +375,15 @@ async def run_closed(spec: dict[str, Any]) -> dict[str, Any]:
     stop_at = start + duration if duration else float("inf")
     issued = 0
 
+    progress = int(spec.get("progress_every", 0))
+
     async def client() -> None:
         nonlocal issued
         while time.monotonic() < stop_at and (not count or issued < count):
             issued += 1
+            if progress and issued % progress == 0:
+                print(f"PROGRESS {issued} {time.monotonic() - start:.3f}", file=sys.stderr)
+                sys.stderr.flush()
             if streamed:
                 traces.append(await _streamed(pool, target, timeout, expect, errors))
                 continue

@@ -11,8 +11,8 @@ Endpoints (HTTP/1.1, keep-alive):
   any other model sends the plain answer as one content chunk. Request fields `mock_chunks` and
   `mock_pace_ms` win over the model name (for direct calls: proxies refuse unknown fields). Each
   streamed content piece is `tok<i>@<monotonic ns> `: the time the mock wrote it (CLOCK_MONOTONIC
-  is system-wide), so a client can measure each chunk's one-way latency. `stream_options.include_usage` adds a usage
-  chunk; non-streamed answers always carry `usage`.
+  is system-wide), so a client can measure each chunk's one-way latency.
+  `stream_options.include_usage` adds a usage chunk; non-streamed answers always carry `usage`.
 - `POST /v1/embeddings`: one 8-dimensional vector per input, with `usage`.
 - `GET /health`: `ok`.
 """

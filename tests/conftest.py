@@ -21,7 +21,13 @@ from blockbuster import BlockBuster, blockbuster_ctx
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import Service, start_service, wait_http
 
-from switchyard.runtime.embedded import NatsServer, free_port, start_nats
+from switchyard.runtime.embedded import (
+    NatsServer,
+    PostgresServer,
+    free_port,
+    start_nats,
+    start_postgres,
+)
 
 API_KEY = "sk-test-key"
 TENANT = "tenant-test"
@@ -79,6 +85,14 @@ def nats_server(workdir: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture(scope="session")
+def postgres(workdir: Path) -> Iterator[PostgresServer]:
+    """A real PostgreSQL 16 with pgvector (from the `pgserver` package)."""
+    server = start_postgres(workdir / "pg")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def fake_provider() -> Iterator[FakeOpenAI]:
     """The scripted OpenAI-compatible upstream."""
     fake = FakeOpenAI().start()
@@ -89,7 +103,8 @@ def fake_provider() -> Iterator[FakeOpenAI]:
 def model_table(fake: FakeOpenAI) -> dict[str, dict[str, Any]]:
     """The test deployment's models: the local one and one per fake behaviour."""
     table: dict[str, dict[str, Any]] = {
-        "smollm2-135m-instruct": {"provider": "local", "default_max_tokens": 24}
+        "smollm2-135m-instruct": {"provider": "local", "default_max_tokens": 24},
+        "all-minilm-l6-v2": {"kind": "embedding", "provider": "local"},
     }
     fast_retries = {"backoff_base": 0.05, "backoff_max": 0.2}
     for behaviour in ("ok", "slow", "cut", "malformed", "html", "unavailable", "trickle", "tools"):
@@ -160,8 +175,10 @@ class Stack:
     api_key: str
     inference: Service
     gateway: Service
+    retrieval: Service
     inference_health_port: int
     gateway_health_port: int
+    postgres: PostgresServer
 
     def headers(self) -> dict[str, str]:
         """Authorization headers with the test key."""
@@ -169,8 +186,11 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(nats_server: NatsServer, fake_provider: FakeOpenAI, workdir: Path) -> Iterator[Stack]:
-    """Inference and gateway, each as its own process, on the session's NATS."""
+def stack(
+    nats_server: NatsServer, fake_provider: FakeOpenAI, postgres: PostgresServer, workdir: Path
+) -> Iterator[Stack]:
+    """Inference, retrieval and gateway, each as its own process, on the session's NATS and
+    PostgreSQL."""
     http_port = free_port()
     inf_health, gw_health = free_port(), free_port()
     common = {"SWITCHYARD_NATS_URL": nats_server.url, "SWITCHYARD_LOG_LEVEL": "INFO"}
@@ -196,14 +216,26 @@ def stack(nats_server: NatsServer, fake_provider: FakeOpenAI, workdir: Path) -> 
         },
         workdir,
     )
+    retrieval = start_service(
+        "retrieval",
+        {
+            **common,
+            "SWITCHYARD_RETRIEVAL_DATABASE_URL": postgres.uri,
+            # small, so that test-sized collections exercise the HNSW path too
+            "SWITCHYARD_RETRIEVAL_EXACT_SEARCH_THRESHOLD": "50",
+        },
+        workdir,
+    )
     base = f"http://127.0.0.1:{http_port}"
-    running = Stack(base, API_KEY, inference, gateway, inf_health, gw_health)
+    running = Stack(base, API_KEY, inference, gateway, retrieval, inf_health, gw_health, postgres)
     try:
         wait_http(f"{base}/readyz", gateway)
         wait_http(f"{base}/v1/models", inference, headers=running.headers())
+        wait_http(f"{base}/v1/collections", retrieval, headers=running.headers())
         yield running
     finally:
         gateway.stop()
+        retrieval.stop()
         inference.stop()
 
 

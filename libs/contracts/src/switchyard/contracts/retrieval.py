@@ -34,7 +34,7 @@ class Condition(BaseModel):
     """A test on one metadata field: `eq`, `in`, or a range (`gt`/`gte`/`lt`/`lte`, numbers or
     ISO dates)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
     field: str = Field(pattern=FIELD_PATTERN)
     eq: Scalar | None = None
@@ -58,14 +58,14 @@ class Condition(BaseModel):
 class AllOf(BaseModel):
     """Every sub-filter holds."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
     all_: list[Filter] = Field(alias="and", min_length=1, max_length=32)
 
 
 class AnyOf(BaseModel):
     """At least one sub-filter holds."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
     any_: list[Filter] = Field(alias="or", min_length=1, max_length=32)
 
 

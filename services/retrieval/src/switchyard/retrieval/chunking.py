@@ -61,6 +61,7 @@ def count_tokens(text: str) -> int:
     English prose (licences, release notes) and about 4% high on technical text (Markdown docs,
     API references); the worst window held 1.12x the estimate, and chunks cut at the default
     target of 200 held at most 223 real pieces, below the model's 254.
+
     Args:
         text: Any text.
 
@@ -84,7 +85,8 @@ class Chunk:
 
     Attributes:
         position: The chunk's index in its document, 0..n-1 in reading order.
-        text: The text to embed: the heading path line, a blank line, then the body.
+        text: The text to embed: the heading path line (trimmed to a quarter of the target when
+            longer), a blank line, then the body; just the body for a section without heading.
         section: The heading path of the chunk's section, or None.
         tokens: `count_tokens(text)`.
     """
@@ -124,7 +126,7 @@ def chunk_document(
     """
     if target_tokens < MIN_TARGET_TOKENS:
         raise ValueError(f"target_tokens must be at least {MIN_TARGET_TOKENS}, not {target_tokens}")
-    if not overlap_tokens >= 0 or overlap_tokens * 2 >= target_tokens:
+    if overlap_tokens < 0 or overlap_tokens * 2 >= target_tokens:
         raise ValueError(
             f"overlap_tokens must be at least 0 and below half of target_tokens "
             f"({target_tokens}), not {overlap_tokens}"
@@ -318,7 +320,7 @@ def _overlap(previous: list[_Piece], limit: int) -> list[_Piece]:
             break
         taken.append(piece)
         total += piece.tokens
-    # Never repeat the whole previous chunk: the next one must move the text forward.
+    # Repeating all of the previous chunk would make it a redundant prefix of the next one.
     if len(taken) == len(previous):
         taken.pop()
     return taken[::-1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +52,7 @@ def _date(value: str) -> datetime:
 def _condition(cond: Condition, params: SqlParams, column: str) -> str:
     path = cond.field.split(".")
     if cond.eq is not None:
-        return f"{column} @> {params.add(json.dumps(_nested(path, cond.eq)))}::jsonb"
+        return f"{column} @> {params.add(_nested(path, cond.eq))}::jsonb"  # the codec encodes
     where = params.add(path)
     if cond.in_ is not None:
         values = params.add([_as_text(v) for v in cond.in_])
