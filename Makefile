@@ -13,7 +13,7 @@ PACKAGES := -e libs/contracts -e "libs/runtime[embedded]" -e services/gateway \
 MANIFESTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml) requirements-dev.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format clean
+.PHONY: help install run test lint format clean bench bench-quick
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ lint: install ## Ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: install ## Benchmark vs a mock provider and LiteLLM (~14 min); updates docs/benchmarks.md
+	$(BIN)/python bench/run.py --docs docs/benchmarks.md
+
+bench-quick: install ## Short benchmark run (under 2 minutes); results in bench/results/
+	$(BIN)/python bench/run.py --quick
 
 format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -75,17 +75,17 @@ FULL = Plan(
     budget_s=840,
     reps=3,
     warmup_s=2,
-    c1_s=5,
-    load_s=5,
-    rate_step_s=5,
+    c1_s=4,
+    load_s=4,
+    rate_step_s=4,
     rate_fractions=(0.3, 0.5, 0.7, 0.85, 1.0),
     direct_rates=(1000, 2500, 5000),
-    stream_s=4,
-    paced_s=5,
+    stream_s=3,
+    paced_s=4,
     open_streams=1000,
-    profile_s=20,
-    soak={"switchyard": 100_000, "litellm": 10_000},
-    soak_progress=5000,
+    profile_s=15,
+    soak={"switchyard": 100_000, "litellm": 5_000},
+    soak_progress=2500,
 )
 QUICK = Plan(
     budget_s=110,
@@ -276,6 +276,7 @@ class Bench:
         cmd = pinned([sys.executable, str(BENCH / "loadgen.py"), json.dumps(full)], self.load_cores)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         err_lines: list[str] = []
+        out_parts: list[str] = []
 
         def read_stderr() -> None:
             assert proc.stderr is not None
@@ -285,15 +286,26 @@ class Bench:
                 else:
                     err_lines.append(line)
 
-        reader = threading.Thread(target=read_stderr, daemon=True)
-        reader.start()
+        def read_stdout() -> None:
+            assert proc.stdout is not None
+            out_parts.append(proc.stdout.read())
+
+        readers = [
+            threading.Thread(target=read_stderr, daemon=True),
+            threading.Thread(target=read_stdout, daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
         try:
-            out, _ = proc.communicate(timeout=timeout)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.communicate()
+            proc.wait()
             raise
-        reader.join(5)
+        finally:
+            for reader in readers:
+                reader.join(5)
+        out = "".join(out_parts)
         if proc.returncode != 0 or not out.strip():
             raise RuntimeError(f"loadgen failed ({proc.returncode}): {''.join(err_lines)[-3000:]}")
         result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
@@ -355,11 +367,8 @@ class Bench:
         """Fill connection pools and caches before anything is measured."""
         for stack in self.targets():
             self.wrk(stack, 16, self.plan.warmup_s, PLAIN)
-            self.loadgen(
-                stack,
-                {"mode": "closed", "concurrency": 4, "count": 40, "body": STREAM64, "chunks": 64},
-                timeout=60,
-            )
+            spec = {"mode": "closed", "concurrency": 4, "count": 8, "body": STREAM64, "chunks": 64}
+            self.loadgen(stack, spec, timeout=60)
 
     def overhead(self) -> dict[str, Any]:
         """Concurrency 1, non-streamed: latency through each target; added = through - direct."""
@@ -557,11 +566,11 @@ class Bench:
                         "mode": "open",
                         "count": count,
                         "ramp": 0.5,
-                        "timeout": 120,
+                        "timeout": 60,
                         "body": PACED50,
                         "chunks": 64,
                     },
-                    timeout=240,
+                    timeout=150,
                 )
             stack.check_alive()
             out[stack.name] = {
@@ -652,6 +661,11 @@ class Bench:
             out[label] = entry
         return out
 
+    def _rps(self, stack: Stack) -> float:
+        """The c=16 throughput measured for `stack` (a guess when not measured)."""
+        rps = _get(self.results, "throughput", "c16", "median", stack.name, "rps")
+        return float(rps) if isinstance(rps, int | float) and rps > 0 else 50.0
+
     def memory(self) -> dict[str, Any]:
         """Idle RSS (at start) and RSS across a soak of N non-streamed requests at c=16, sampled
         every `soak_progress` requests; growth after the first 10 % (warm-up) counts."""
@@ -659,8 +673,11 @@ class Bench:
         order = [s for s in self.targets() if s.name in self.plan.soak]
         for i, stack in enumerate(order):
             count = self.plan.soak[stack.name]
-            later = order[i + 1 :]
-            reserve = 15 + sum(60 for _ in later)  # leave time for the others and the stop
+            # Leave time for the later soaks (at their c=16 rate) and for stopping everything.
+            reserve = 15 + sum(
+                min(150.0, self.plan.soak[later.name] / self._rps(later)) + 5
+                for later in order[i + 1 :]
+            )
             cap = max(10.0, self.left() - reserve)
             samples: list[dict[str, Any]] = [{"requests": 0, **_mib(stack.rss())}]
 
@@ -749,6 +766,14 @@ class Bench:
             name = key.split("/", 1)[0]
             per[name] = per.get(name, 0.0) + used
         return {k: round(100 * v / seconds, 2) for k, v in per.items()}
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
 
 
 def _minus(a: float | None, b: float | None) -> float | None:

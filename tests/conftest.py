@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import openai
 import pytest
@@ -90,6 +91,16 @@ def postgres(workdir: Path) -> Iterator[PostgresServer]:
     server = start_postgres(workdir / "pg")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(postgres: PostgresServer) -> AsyncIterator[asyncpg.Pool]:
+    """A connection to the test database, for checking what services stored (opened once:
+    connecting reads ~/.pgpass, a blocking call the per-test guard would flag)."""
+    pool = await asyncpg.create_pool(postgres.uri, min_size=1, max_size=1)
+    assert pool is not None
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture(scope="session")

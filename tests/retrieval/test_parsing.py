@@ -319,6 +319,24 @@ def test_html_heading_levels_pop_back() -> None:
     ]
 
 
+def test_html_hidden_elements_and_navigation_roles_are_skipped() -> None:
+    page = b"""<body>
+      <p>before</p>
+      <div role="navigation"><div><p>menu<br><img src=x></div><p>unclosed</div>
+      <div hidden><h2>Hidden heading</h2></div>
+      <span aria-hidden="true">icon</span>
+      <p>after</p>
+    </body>"""
+    assert sections(parse(page, "text/html")) == [(None, "before\n\nafter")]
+
+
+def test_html_heading_permalinks_are_dropped() -> None:
+    page = '<h1>Intro<a class="headerlink" href="#intro">¶</a></h1><p>Text</p>'.encode()
+    doc = parse(page, "text/html")
+    assert doc.title == "Intro"
+    assert sections(doc) == [("Intro", "Text")]
+
+
 def test_html_declared_charset_is_honoured() -> None:
     page = '<meta charset="iso-8859-1"><p>Déjà vu</p>'.encode("latin-1")
     assert sections(parse(page, "text/html")) == [(None, "Déjà vu")]

@@ -219,12 +219,13 @@ async def test_filter_operators(http: httpx.AsyncClient, large: str) -> None:
 
 
 async def test_bad_filters_are_400(http: httpx.AsyncClient, large: str) -> None:
-    for bad in (
+    filters: list[dict[str, Any]] = [
         {"field": "x"},
         {"field": "bad field!", "eq": 1},
         {"and": []},
         {"field": "year", "gte": "not a date"},
-    ):
+    ]
+    for bad in filters:
         response = await http.post(
             f"/v1/collections/{large}/search", json={"query": "q", "filters": bad}
         )

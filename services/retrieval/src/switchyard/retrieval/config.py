@@ -1,6 +1,8 @@
 """Retrieval settings (env prefix `SWITCHYARD_RETRIEVAL_`)."""
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from switchyard.runtime.settings import ServiceSettings
@@ -33,3 +35,9 @@ class RetrievalSettings(ServiceSettings):
     job_ttl: float = Field(
         default=7 * 24 * 3600.0, gt=0, description="Seconds job records and uploads are kept."
     )
+
+    @model_validator(mode="after")
+    def _chunking_is_possible(self) -> Self:
+        if self.chunk_overlap * 2 >= self.chunk_tokens:
+            raise ValueError("chunk_overlap must be less than half of chunk_tokens")
+        return self

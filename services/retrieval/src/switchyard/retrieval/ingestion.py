@@ -176,12 +176,8 @@ class IngestWorker:
                 continue
             try:
                 data = (await self._uploads.get(ref.object_name)).data or b""
-                parsed = parse(data, ref.content_type)
-                if ref.title:
-                    parsed = type(parsed)(title=ref.title, sections=parsed.sections)
-                chunks = chunk_document(
-                    parsed, self._settings.chunk_tokens, self._settings.chunk_overlap
-                )
+                # Parsing (PDF above all) and chunking are CPU work: off the event loop.
+                chunks = await asyncio.to_thread(self._chunks, data, ref)
             except SwitchyardError as exc:
                 result.status, result.error = "failed", exc.body.message
                 job.documents_done += 1
@@ -194,6 +190,12 @@ class IngestWorker:
                 Prepared(result, ref, chunks, content_hash(ref, chunks, self._settings))
             )
         return prepared
+
+    def _chunks(self, data: bytes, ref: DocumentRef) -> list[Chunk]:
+        parsed = parse(data, ref.content_type)
+        if ref.title:
+            parsed = type(parsed)(title=ref.title, sections=parsed.sections)
+        return chunk_document(parsed, self._settings.chunk_tokens, self._settings.chunk_overlap)
 
     async def _store_document(
         self, collection: CollectionRow, message: IngestJobMessage, item: Prepared

@@ -189,7 +189,7 @@ def _paragraphs(text: str) -> list[str]:
     paragraphs = []
     for block in _BLANK_LINES.split(text):
         lines = [line.rstrip() for line in block.split("\n")]
-        paragraph = "\n".join(line for line in lines if line).strip("\n")
+        paragraph = "\n".join(line for line in lines if line)
         if paragraph.strip():
             paragraphs.append(paragraph)
     return paragraphs
@@ -284,8 +284,8 @@ def _strip_inline(text: str) -> str:
     text = _INLINE_LINK.sub(r"\1", text)
     text = _REFERENCE_LINK.sub(r"\1", text)
     text = _AUTOLINK.sub(r"\1", text)
-    for pattern in (_STRONG, _STRIKETHROUGH):
-        text = pattern.sub(r"\2" if pattern is _STRONG else r"\1", text)
+    text = _STRONG.sub(r"\2", text)
+    text = _STRIKETHROUGH.sub(r"\1", text)
     text = _STAR_EMPHASIS.sub(r"\1", text)
     text = _UNDERSCORE_EMPHASIS.sub(r"\1", text)
     text = _PARKED_ESCAPE.sub(lambda m: chr(ord(m.group(0)) - _ESCAPE_BASE), text)
@@ -376,6 +376,7 @@ def _parse_markdown(text: str) -> ParsedDocument:
 # HTML
 
 # Elements whose content is never visible text. `title` inside `head` is read separately.
+# Elements with a `hidden` attribute, `aria-hidden="true"` or `role="navigation"` are skipped too.
 _SKIPPED_TAGS: Final = frozenset(
     {"script", "style", "head", "nav", "noscript", "template", "svg", "iframe", "object"}
 )
@@ -388,6 +389,11 @@ _BLOCK_TAGS: Final = frozenset(
         "header", "hgroup", "hr", "html", "legend", "li", "main", "menu", "ol", "p", "pre",
         "section", "summary", "table", "tbody", "tfoot", "thead", "tr", "ul",
     }
+)  # fmt: skip
+# Elements without an end tag.
+_VOID_TAGS: Final = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+     "source", "track", "wbr"}
 )  # fmt: skip
 # Cells sit side by side in a row: separate them with a space, not a paragraph break.
 _CELL_TAGS: Final = frozenset({"td", "th"})
@@ -413,6 +419,18 @@ def _known_codec(name: str) -> bool:
     return True
 
 
+def _hidden(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+    """Whether an element and everything inside it is invisible or navigation, not content."""
+    if tag in _SKIPPED_TAGS:
+        return True
+    values = dict(attrs)
+    return (
+        "hidden" in values
+        or values.get("aria-hidden") == "true"
+        or values.get("role") == "navigation"
+    )
+
+
 class _HtmlTextParser(HTMLParser):
     """Collects the visible text of an HTML page into sections, one per heading."""
 
@@ -421,7 +439,7 @@ class _HtmlTextParser(HTMLParser):
         self.builder = _SectionBuilder()
         self.title: str | None = None
         self.first_h1: str | None = None
-        self._skipping: list[str] = []  # open skipped elements, innermost last
+        self._skipping: list[str] = []  # a hidden element and the elements open inside it
         self._text: list[str] = []  # data of the running paragraph
         self._pre_depth = 0
         self._heading: tuple[int, list[str]] | None = None  # level and text of an open heading
@@ -430,13 +448,16 @@ class _HtmlTextParser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "body":
             # Browsers close <head> (and an unclosed <title>) at <body>.
-            self._skipping = [open_tag for open_tag in self._skipping if open_tag != "head"]
+            if self._skipping[:1] == ["head"]:
+                self._skipping = []
             self._end_title()
-        if tag == "title" and self.title is None and set(self._skipping) <= {"head"}:
+        if tag == "title" and self.title is None and self._skipping in ([], ["head"]):
             self._title_text = []
-        if tag in _SKIPPED_TAGS:
-            self._skipping.append(tag)
-        if self._skipping:
+        if self._skipping or _hidden(tag, attrs):
+            if not self._skipping and (tag in _BLOCK_TAGS or tag in _HEADING_TAGS):
+                self._end_paragraph()
+            if tag not in _VOID_TAGS:  # void elements have no end tag to wait for
+                self._skipping.append(tag)
             return
         if tag in _HEADING_TAGS:
             self._end_paragraph()
@@ -451,12 +472,10 @@ class _HtmlTextParser(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "title":
             self._end_title()
-        if tag in _SKIPPED_TAGS:
-            if tag in self._skipping:
-                # Close the element and anything left open inside it.
-                del self._skipping[len(self._skipping) - 1 - self._skipping[::-1].index(tag) :]
-            return
         if self._skipping:
+            if tag in self._skipping:
+                # Close the element and anything left open inside it (an unclosed <p>, say).
+                del self._skipping[len(self._skipping) - 1 - self._skipping[::-1].index(tag) :]
             return
         if tag in _HEADING_TAGS:
             self._end_heading()
@@ -494,7 +513,8 @@ class _HtmlTextParser(HTMLParser):
             return
         level, parts = self._heading
         self._heading = None
-        text = " ".join("".join(parts).split())
+        # Documentation generators (Sphinx, …) end headings with a "¶" permalink.
+        text = " ".join("".join(parts).split()).removesuffix("¶").rstrip()
         if not text:
             return
         if level == 1 and self.first_h1 is None:
