@@ -88,7 +88,7 @@ FULL = Plan(
     soak_progress=2500,
 )
 QUICK = Plan(
-    budget_s=110,
+    budget_s=100,
     reps=1,
     warmup_s=1,
     c1_s=2,
@@ -96,11 +96,11 @@ QUICK = Plan(
     rate_step_s=2,
     rate_fractions=(0.5, 0.8),
     direct_rates=(2000,),
-    stream_s=2,
-    paced_s=2,
-    open_streams=200,
+    stream_s=1.5,
+    paced_s=1.5,
+    open_streams=100,
     profile_s=5,
-    soak={"switchyard": 2000, "litellm": 500},
+    soak={"switchyard": 1500, "litellm": 300},
     soak_progress=250,
 )
 
@@ -736,7 +736,7 @@ class Bench:
             self.results["meta"]["versions"].update(
                 {k: v for s in self.targets() for k, v in s.versions.items()}
             )
-            self.results["idle_cpu"] = self.idle_cpu()
+            self.results["idle_cpu"] = self.idle_cpu(1.0 if self.args.quick else 3.0)
             self.log("warm-up")
             self.warmup()
             for name in SCENARIOS:
