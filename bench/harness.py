@@ -906,6 +906,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.scenarios = [s for s in SCENARIOS if not (args.quick and s == "profile")]
     stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M%S")
     args.out = args.out or str(BENCH / "results" / f"{stamp}{'-quick' if args.quick else ''}.json")
+    args.out = str(Path(args.out).resolve())
     args.out_dir = str(Path(args.out).parent)
     return args
 

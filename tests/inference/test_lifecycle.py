@@ -63,11 +63,13 @@ async def test_sigterm_mid_stream_drains_then_ends_stream_with_error(
         http.stream("POST", "/v1/chat/completions", json=body, timeout=20) as response,
     ):
         assert response.status_code == 200
+        stopped = 0.0
         async for line in response.aiter_lines():
-            if line:
-                lines.append(line)
+            if not line:
+                continue
+            lines.append(line)
             if len(lines) == 3:
-                draining_stack.inference.proc.terminate()  # SIGTERM, by PID
+                draining_stack.inference.proc.terminate()  # one SIGTERM, by PID
                 stopped = time.monotonic()
     ended = time.monotonic()
     code = await asyncio.to_thread(draining_stack.inference.proc.wait, 10)
