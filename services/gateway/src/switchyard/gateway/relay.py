@@ -14,8 +14,6 @@ from typing import TypeVar
 
 from fastapi import Request
 from nats.aio.client import Client
-from nats.errors import MaxPayloadError, NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
 
 from switchyard.contracts import (
@@ -29,7 +27,6 @@ from switchyard.contracts import (
     ModelCard,
     ModelsReply,
     ModelsRequest,
-    ServiceReply,
     StreamError,
     SwitchyardError,
     deadline_in,
@@ -37,10 +34,10 @@ from switchyard.contracts import (
 )
 from switchyard.gateway.config import GatewaySettings
 from switchyard.gateway.streams import ReplyStream, StreamItem, StreamMux
+from switchyard.runtime.rpc import Reply, call
 from switchyard.runtime.telemetry import trace_headers
 
 T = TypeVar("T")
-Reply = TypeVar("Reply", bound=ServiceReply)
 
 
 class ClientGone(Exception):
@@ -141,38 +138,9 @@ class Relay:
     async def call(
         self, subject: str, message: BaseModel, reply_type: type[Reply], timeout: float
     ) -> Reply:
-        """Request/reply with a Switchyard service; the reply's error is raised.
-
-        Raises:
-            SwitchyardError: the reply's error; `service_unavailable` when no replica answers
-                (in time); `payload_too_large` when the request does not fit in one message.
-        """
-        service = subject.split(".", 1)[0].replace("llm", "inference")
-        try:
-            msg = await self.nc.request(
-                subject,
-                message.model_dump_json().encode(),
-                timeout=timeout,
-                headers=trace_headers(),
-            )
-        except NoRespondersError as exc:
-            raise SwitchyardError(
-                ErrorCode.SERVICE_UNAVAILABLE, f"no {service} service is running"
-            ) from exc
-        except NatsTimeoutError as exc:
-            raise SwitchyardError(
-                ErrorCode.SERVICE_UNAVAILABLE, f"{service} did not answer in time"
-            ) from exc
-        except MaxPayloadError as exc:
-            raise SwitchyardError(
-                ErrorCode.PAYLOAD_TOO_LARGE, "the input is too large for one request"
-            ) from exc
-        reply = reply_type.model_validate_json(msg.data)
-        if reply.error is not None:
-            error = SwitchyardError(reply.error.code, reply.error.message, **reply.error.details)
-            error.body = reply.error
-            raise error
-        return reply
+        """Request/reply with the service that owns `subject` (its error is raised)."""
+        service = "inference" if subject.startswith("llm.") else subject.split(".", 1)[0]
+        return await call(self.nc, subject, message, reply_type, timeout, service)
 
     async def models(self, tenant: str, request_id: str) -> list[ModelCard]:
         """The models inference serves."""

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 
-from switchyard.contracts import ChatRequestMessage, ErrorCode, SwitchyardError, subjects
+from switchyard.contracts import ChatRequestMessage, subjects
 from switchyard.contracts.retrieval import (
     RagOptions,
     SearchHit,
@@ -16,6 +14,7 @@ from switchyard.contracts.retrieval import (
     SearchReply,
     SearchRequestMessage,
 )
+from switchyard.runtime.rpc import call
 
 
 class Retriever:
@@ -56,17 +55,7 @@ class Retriever:
                 query=query[:4000], top_k=rag.top_k, mode=rag.mode, filters=rag.filters
             ),
         )
-        try:
-            msg = await self._nc.request(
-                subjects.RETRIEVAL_SEARCH, request.model_dump_json().encode(), timeout=timeout
-            )
-        except NoRespondersError as exc:
-            raise SwitchyardError(
-                ErrorCode.SERVICE_UNAVAILABLE, "retrieval is not running"
-            ) from exc
-        except NatsTimeoutError as exc:
-            raise SwitchyardError(ErrorCode.DEADLINE_EXCEEDED, "retrieval missed its time") from exc
-        reply = SearchReply.model_validate_json(msg.data)
-        if reply.error is not None:
-            raise SwitchyardError(reply.error.code, reply.error.message)
+        reply = await call(
+            self._nc, subjects.RETRIEVAL_SEARCH, request, SearchReply, timeout, "retrieval"
+        )
         return reply.hits

@@ -5,18 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from switchyard.contracts import (
     EmbeddingRequest,
     EmbedReply,
     EmbedRequestMessage,
-    ErrorCode,
-    SwitchyardError,
     deadline_in,
     subjects,
 )
+from switchyard.runtime.rpc import call
 
 
 class Embedder:
@@ -40,21 +37,9 @@ class Embedder:
                 deadline=deadline_in(self._timeout),
                 body=EmbeddingRequest(model=model, input=texts[start : start + self._batch]),
             )
-            try:
-                msg = await self._client().request(
-                    subjects.EMBED, message.model_dump_json().encode(), timeout=self._timeout
-                )
-            except NoRespondersError as exc:
-                raise SwitchyardError(
-                    ErrorCode.SERVICE_UNAVAILABLE, "no inference service is running"
-                ) from exc
-            except NatsTimeoutError as exc:
-                raise SwitchyardError(
-                    ErrorCode.SERVICE_UNAVAILABLE, "inference did not embed in time"
-                ) from exc
-            reply = EmbedReply.model_validate_json(msg.data)
-            if reply.error is not None:
-                raise SwitchyardError(reply.error.code, reply.error.message)
+            reply = await call(
+                self._client(), subjects.EMBED, message, EmbedReply, self._timeout, "inference"
+            )
             vectors.extend(reply.data)
             resolved = reply.model or resolved
         return vectors, resolved

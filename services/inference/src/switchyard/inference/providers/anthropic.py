@@ -35,6 +35,7 @@ from switchyard.contracts.openai import (
 )
 from switchyard.inference.config import Deployment
 from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
+from switchyard.inference.providers.http import require_event_stream, transport_error
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"
@@ -312,26 +313,11 @@ class AnthropicProvider:
                         await response.aread(),
                         response.headers.get("retry-after"),
                     )
-                ctype = response.headers.get("content-type", "")
-                if not ctype.startswith("text/event-stream"):
-                    raise SwitchyardError(
-                        ErrorCode.PROVIDER_BAD_RESPONSE,
-                        f"upstream sent content type {ctype!r}, expected text/event-stream",
-                    )
+                require_event_stream(response)
                 async for event in _translate(_sse_events(response.aiter_lines())):
                     yield event
-        except httpx.TimeoutException as exc:
-            raise SwitchyardError(
-                ErrorCode.PROVIDER_TIMEOUT, f"upstream timed out ({type(exc).__name__})"
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise SwitchyardError(
-                ErrorCode.PROVIDER_UNAVAILABLE, f"cannot connect to upstream: {exc}"
-            ) from exc
         except httpx.HTTPError as exc:
-            raise SwitchyardError(
-                ErrorCode.PROVIDER_ERROR, f"upstream connection failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise transport_error(exc) from exc
 
 
 def _event_data(data: list[str]) -> Json:

@@ -24,6 +24,7 @@ from switchyard.inference.config import Deployment
 from switchyard.inference.embeddings.result import Embedded
 from switchyard.inference.embeddings.upstream import embeddings_payload, parse_embeddings
 from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
+from switchyard.inference.providers.http import require_event_stream, transport_error
 
 _STATUS_CODES: dict[int, ErrorCode] = {
     400: ErrorCode.INVALID_REQUEST,
@@ -49,19 +50,6 @@ def _status_error(status: int, body: bytes, retry_after: str | None) -> Switchya
     if retry_after is not None:
         details["retry_after"] = retry_after
     return SwitchyardError(code, message, **details)
-
-
-def _transport_error(exc: httpx.HTTPError) -> SwitchyardError:
-    """The error code of an HTTP failure that produced no status: timeout, refused, broken."""
-    if isinstance(exc, httpx.TimeoutException):
-        return SwitchyardError(
-            ErrorCode.PROVIDER_TIMEOUT, f"upstream timed out ({type(exc).__name__})"
-        )
-    if isinstance(exc, httpx.ConnectError):
-        return SwitchyardError(ErrorCode.PROVIDER_UNAVAILABLE, f"cannot connect to upstream: {exc}")
-    return SwitchyardError(
-        ErrorCode.PROVIDER_ERROR, f"upstream connection failed: {type(exc).__name__}: {exc}"
-    )
 
 
 def _payload(
@@ -139,7 +127,7 @@ class OpenAIProvider:
                 timeout=timeout,
             )
         except httpx.HTTPError as exc:
-            raise _transport_error(exc) from exc
+            raise transport_error(exc) from exc
         if response.status_code != 200:
             raise _status_error(
                 response.status_code, response.content, response.headers.get("retry-after")
@@ -179,26 +167,11 @@ class OpenAIProvider:
                     raise _status_error(
                         response.status_code, body, response.headers.get("retry-after")
                     )
-                ctype = response.headers.get("content-type", "")
-                if not ctype.startswith("text/event-stream"):
-                    raise SwitchyardError(
-                        ErrorCode.PROVIDER_BAD_RESPONSE,
-                        f"upstream sent content type {ctype!r}, expected text/event-stream",
-                    )
+                require_event_stream(response)
                 async for event in _parse_sse(response.aiter_lines(), chat=chat):
                     yield event
-        except httpx.TimeoutException as exc:
-            raise SwitchyardError(
-                ErrorCode.PROVIDER_TIMEOUT, f"upstream timed out ({type(exc).__name__})"
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise SwitchyardError(
-                ErrorCode.PROVIDER_UNAVAILABLE, f"cannot connect to upstream: {exc}"
-            ) from exc
         except httpx.HTTPError as exc:
-            raise SwitchyardError(
-                ErrorCode.PROVIDER_ERROR, f"upstream connection failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise transport_error(exc) from exc
 
 
 def _tool_call_deltas(raw: Any) -> list[ToolCallDelta] | None:
