@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import httpx
 from tests.support.collections import ingest, new_collection, search, wait_job
+from tests.support.pdf import make_pdf
 
 GUIDE = (
     "# Pond care\n\nKeep the water clean with a pump.\n\n## Winter\n\n"
@@ -147,3 +148,25 @@ async def test_collection_names_are_unique_per_tenant(http: httpx.AsyncClient) -
     gone = await http.delete(f"/v1/collections/{created['id']}")
     assert gone.status_code == 200
     assert (await http.get(f"/v1/collections/{created['id']}")).status_code == 404
+
+
+async def test_pdf_upload_is_searchable_by_page(http: httpx.AsyncClient) -> None:
+    collection = (await new_collection(http))["id"]
+    pdf = make_pdf(
+        [
+            ["Quarterly report.", "Revenue grew in the northern region."],
+            ["Appendix: the Kestrel-9 turbine."],
+        ],
+        title="Q3 report",
+    )
+    response = await http.post(
+        f"/v1/collections/{collection}/documents",
+        files={"file": ("q3.pdf", pdf, "application/pdf")},
+    )
+    assert response.status_code == 202, response.text
+    job = await wait_job(http, response.json()["id"])
+    assert job["status"] == "succeeded", job
+    hits = await search(http, collection, "Kestrel-9", mode="fulltext")
+    assert hits[0]["external_id"] == "q3.pdf"
+    assert hits[0]["section"] == "Page 2"
+    assert hits[0]["title"] == "Q3 report"  # from the PDF's metadata

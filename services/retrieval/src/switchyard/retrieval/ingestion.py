@@ -171,13 +171,13 @@ class IngestWorker:
     async def _prepare(self, message: IngestJobMessage, job: Job) -> list[Prepared]:
         """Fetch, parse and chunk the documents not finished by an earlier delivery."""
         prepared = []
-        for result, ref in zip(job.results, message.documents, strict=True):
+        for result, submitted in zip(job.results, message.documents, strict=True):
             if result.status != "pending":
                 continue
             try:
-                data = (await self._uploads.get(ref.object_name)).data or b""
+                data = (await self._uploads.get(submitted.object_name)).data or b""
                 # Parsing (PDF above all) and chunking are CPU work: off the event loop.
-                chunks = await asyncio.to_thread(self._chunks, data, ref)
+                ref, chunks = await asyncio.to_thread(self._chunks, data, submitted)
             except SwitchyardError as exc:
                 result.status, result.error = "failed", exc.body.message
                 job.documents_done += 1
@@ -191,11 +191,15 @@ class IngestWorker:
             )
         return prepared
 
-    def _chunks(self, data: bytes, ref: DocumentRef) -> list[Chunk]:
+    def _chunks(self, data: bytes, ref: DocumentRef) -> tuple[DocumentRef, list[Chunk]]:
+        """The document's chunks; its title from the content when the client gave none."""
         parsed = parse(data, ref.content_type)
         if ref.title:
             parsed = type(parsed)(title=ref.title, sections=parsed.sections)
-        return chunk_document(parsed, self._settings.chunk_tokens, self._settings.chunk_overlap)
+        elif parsed.title:
+            ref = ref.model_copy(update={"title": parsed.title})
+        chunks = chunk_document(parsed, self._settings.chunk_tokens, self._settings.chunk_overlap)
+        return ref, chunks
 
     async def _store_document(
         self, collection: CollectionRow, message: IngestJobMessage, item: Prepared
