@@ -57,6 +57,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         version="0.1.0",
         description="OpenAI-compatible gateway of Switchyard, a backend for LLM applications.",
         lifespan=lifespan,
+        # Our middleware makes the one request span (honouring traceparent, setting x-trace-id);
+        # FastAPI's own telemetry would add a second span and metrics to every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
     app.include_router(router)

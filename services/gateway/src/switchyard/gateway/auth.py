@@ -28,7 +28,7 @@ class KeyTable:
         return self._tenants.get(_digest(key))
 
 
-def tenant_of(
+async def tenant_of(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:

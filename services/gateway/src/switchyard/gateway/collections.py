@@ -42,7 +42,7 @@ _EXTENSIONS: dict[str, ContentType] = {
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def get_ingestion(request: Request) -> Ingestion:
+async def get_ingestion(request: Request) -> Ingestion:
     """The ingestion submitter born in the app's lifespan."""
     ingestion: Ingestion = request.app.state.ingestion
     return ingestion

@@ -28,8 +28,8 @@ from switchyard.gateway.responses import Kind, answer_headers, collect, sse_even
 from switchyard.gateway.sse import EventStreamResponse
 
 
-def get_relay(request: Request) -> Relay:
-    """The relay born in the app's lifespan."""
+async def get_relay(request: Request) -> Relay:
+    """The relay born in the app's lifespan (async: a sync dependency costs a thread hop)."""
     relay: Relay = request.app.state.relay
     return relay
 

@@ -16,7 +16,7 @@ from switchyard.inference.config import InferenceSettings
 from switchyard.inference.embeddings.handlers import register_embeddings
 from switchyard.inference.embeddings.service import Embeddings
 from switchyard.inference.generation import Generations, ModelTable
-from switchyard.inference.handlers import register
+from switchyard.inference.handlers import GenerationHandlers, register
 from switchyard.inference.metrics import DeploymentCollector
 from switchyard.inference.providers.anthropic import AnthropicProvider
 from switchyard.inference.providers.base import Provider
@@ -101,10 +101,14 @@ async def lifespan(settings: InferenceSettings) -> AsyncIterator[Inference]:
         register(broker, generations)
         register_embeddings(broker, embeddings)
         await broker.start()
+        hot_path = GenerationHandlers(nc, generations)
+        await hot_path.subscribe()
         await health.start()
         log.info("inference ready", extra={"models": sorted(entries), "health_port": health.port})
         yield Inference(settings, broker, generations, health)
+        await hot_path.stop_taking_requests()
         await generations.drain(settings.shutdown_timeout)
+        await hot_path.unsubscribe()
         await embeddings.drain(settings.shutdown_timeout)
     finally:
         await health.stop()

@@ -5,6 +5,8 @@ Streams are parsed incrementally: each SSE `data:` line becomes a delta as soon 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -168,10 +170,23 @@ class OpenAIProvider:
                         response.status_code, body, response.headers.get("retry-after")
                     )
                 require_event_stream(response)
-                async for event in _parse_sse(response.aiter_lines(), chat=chat):
+                lines = response.aiter_lines()
+                async for event in _parse_sse(lines, chat=chat):
+                    if isinstance(event, Finish):
+                        await _drain(lines)
                     yield event
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
+
+
+async def _drain(lines: AsyncIterator[str], timeout: float = 1.0) -> None:
+    """Read what follows `[DONE]` (the end of the chunked body), so the connection goes back to
+    the pool instead of being closed: a new TCP connection per request costs more than the rest
+    of the call."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(timeout):
+            async for _ in lines:
+                pass
 
 
 def _tool_call_deltas(raw: Any) -> list[ToolCallDelta] | None:
