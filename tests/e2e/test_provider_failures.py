@@ -121,3 +121,24 @@ async def test_client_disconnect_closes_upstream(
         await asyncio.sleep(0.1)
     assert call.closed_at is not None, "upstream connection still open 3 s after the client left"
     assert call.closed_at - gone < 1.0
+
+
+async def test_client_leaving_a_non_streamed_request_closes_upstream(
+    http: httpx.AsyncClient, fake_provider: FakeOpenAI
+) -> None:
+    prompt = f"test-{uuid.uuid4().hex}"
+    with pytest.raises(httpx.ReadTimeout):
+        await http.post(
+            "/v1/chat/completions",
+            json={"model": "fake-trickle", "messages": user(prompt)},
+            timeout=0.8,
+        )
+    gone = time.monotonic()
+    for _ in range(30):
+        call = fake_provider.calls.get(prompt)
+        if call is not None and call.closed_at is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert call is not None
+    assert call.closed_at is not None, "upstream still open 3 s after the client left"
+    assert call.closed_at - gone < 1.0

@@ -162,22 +162,27 @@ class Relay:
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`, but cancel it and raise `ClientGone` if the HTTP client disconnects first."""
-    task = asyncio.ensure_future(work)
+    """Await `work` in this task; if the HTTP client disconnects first, cancel it and raise
+    `ClientGone`. One watcher task per call (the work itself runs inline)."""
+    current = asyncio.current_task()
+    assert current is not None
     receive = request.receive
+    gone = False
 
     async def watch() -> None:
+        nonlocal gone
         while (await receive())["type"] != "http.disconnect":
             pass
+        gone = True
+        current.cancel()
 
     watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        current.uncancel()
+        raise ClientGone from None
     finally:
         watcher.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})
-    if task.cancelled():
-        raise ClientGone
-    return task.result()

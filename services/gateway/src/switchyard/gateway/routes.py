@@ -49,17 +49,29 @@ async def _generate(
 ) -> Response:
     subject = subjects.CHAT if kind == "chat" else subjects.COMPLETION
     try:
-        exchange, first = await until_disconnect(request, relay.start(subject, message))
-        headers = answer_headers(first)
         if body.stream:
-            return EventStreamResponse(sse_events(kind, exchange, first, body), headers)
-        try:
-            result = await until_disconnect(request, collect(kind, exchange, first))
-        finally:
-            exchange.close()
+            exchange, first = await until_disconnect(request, relay.start(subject, message))
+            return EventStreamResponse(
+                sse_events(kind, exchange, first, body), answer_headers(first)
+            )
+        return await until_disconnect(request, _complete(kind, relay, subject, message))
     except ClientGone:
         return CLIENT_CLOSED
-    return ORJSONResponse(result, headers=headers)
+
+
+async def _complete(
+    kind: Kind,
+    relay: Relay,
+    subject: str,
+    message: ChatRequestMessage | CompletionRequestMessage,
+) -> Response:
+    """A non-streamed answer: the whole stream gathered into one JSON body."""
+    exchange, first = await relay.start(subject, message)
+    try:
+        result = await collect(kind, exchange, first)
+    finally:
+        exchange.close()
+    return ORJSONResponse(result, headers=answer_headers(first))
 
 
 def cache_mode(request: Request) -> CacheMode:
