@@ -51,8 +51,11 @@ class ReplyStream:
 
     async def next(self, timeout: float) -> StreamItem:
         """The next message; raises `TimeoutError` when none arrives within `timeout` seconds."""
-        async with asyncio.timeout(timeout):
-            msg = await self._queue.get()
+        if self._queue.empty():
+            async with asyncio.timeout(timeout):
+                msg = await self._queue.get()
+        else:  # already here: no timer to arm (the common case inside a fast stream)
+            msg = self._queue.get_nowait()
         if msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
             self.finished = True
             raise SwitchyardError(ErrorCode.SERVICE_UNAVAILABLE, "no inference service is running")
