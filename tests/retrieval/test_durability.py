@@ -58,6 +58,7 @@ def restart_retrieval(stack: PrivateStack, postgres: PostgresServer) -> None:
     wait_http(f"{stack.base_url}/v1/collections", service, headers=stack.headers)
 
 
+@pytest.mark.timeout(400)  # a large job, a crash, a redelivery: slow on a busy 2-core machine
 async def test_crash_mid_ingestion_loses_nothing(
     crashable: PrivateStack,
     crash_http: httpx.AsyncClient,
@@ -75,7 +76,7 @@ async def test_crash_mid_ingestion_loses_nothing(
             "external_id": f"ledger-{n}",
             "text": "\n\n".join(paragraph.format(n=f"{n}.{k}") * 3 for k in range(6)),
         }
-        for n in range(60)
+        for n in range(40)
     ]
     response = await crash_http.post(
         f"/v1/collections/{collection}/documents", json={"documents": documents}
