@@ -13,7 +13,7 @@ PACKAGES := -e libs/contracts -e "libs/runtime[embedded]" -e services/gateway \
 MANIFESTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml) requirements-dev.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format clean bench bench-quick
+.PHONY: help install run test lint format clean bench bench-quick bench-retrieval
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench: install ## Benchmark vs a mock provider and LiteLLM (~14 min); updates do
 
 bench-quick: install ## Short benchmark run (under 2 minutes); results in bench/results/
 	$(BIN)/python bench/run.py --quick
+
+bench-retrieval: install ## Retrieval benchmark: search at 100k chunks, ingestion (~10 min); updates docs/benchmarks.md
+	$(BIN)/python bench/retrieval.py --docs docs/benchmarks.md
 
 format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

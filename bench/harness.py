@@ -191,6 +191,7 @@ class Bench:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.stacks: dict[str, Stack] = {}
         self.mock: Stack | None = None
+        self.launches: dict[str, int] = {}
         self.results: dict[str, Any] = {}
         self.proxy_cores: str = args.proxy_cores
         self.load_cores: str = args.load_cores
@@ -322,13 +323,12 @@ class Bench:
         self.log(f"work folder {self.workdir.relative_to(ROOT)}")
         self.mock = start_mock(self.workdir, self.load_cores)
         self.stacks["direct"] = self.mock
-        mock_port = self.mock.port
         if "switchyard" in wanted:
             self.log("starting Switchyard (NATS + inference + gateway)")
-            self.stacks["switchyard"] = start_switchyard(self.workdir, mock_port, self.proxy_cores)
+            self.stacks["switchyard"] = self.launch("switchyard")
         if "litellm" in wanted:
             self.log("starting the LiteLLM proxy")
-            self.stacks["litellm"] = start_litellm(self.workdir, mock_port, self.proxy_cores)
+            self.stacks["litellm"] = self.launch("litellm")
         for stack in self.targets():
             self.smoke(stack)
         self.results["stacks"] = {
@@ -342,6 +342,23 @@ class Bench:
         if "direct" not in wanted:
             self.stacks.pop("direct")  # it keeps serving the proxies, but is not measured
         self.log("stacks up: " + ", ".join(f"{s.name} :{s.port}" for s in self.targets()))
+
+    def launch(self, name: str) -> Stack:
+        """Start a fresh Switchyard or LiteLLM in front of the mock (own work folder each time)."""
+        assert self.mock is not None
+        self.launches[name] = self.launches.get(name, 0) + 1
+        workdir = self.workdir if self.launches[name] == 1 else self.workdir / f"{name}-fresh"
+        workdir.mkdir(parents=True, exist_ok=True)
+        start = start_switchyard if name == "switchyard" else start_litellm
+        return start(workdir, self.mock.port, self.proxy_cores)
+
+    def relaunch(self, stack: Stack) -> Stack:
+        """Stop `stack` and start a fresh one in its place (for the memory soak)."""
+        stack.stop()
+        fresh = self.launch(stack.name)
+        self.stacks[stack.name] = fresh
+        self.smoke(fresh)
+        return fresh
 
     def smoke(self, stack: Stack) -> None:
         """A plain and a streamed request must come back right through `stack`."""
@@ -472,8 +489,9 @@ class Bench:
         return out
 
     def streaming(self) -> dict[str, Any]:
-        """Streams of 64 chunks. `ttft`: unpaced, concurrency 1 (time to first token, gaps).
-        `paced`: 10 ms between chunks, concurrency 1 (one-way latency of each chunk).
+        """Streams of 64 chunks. `ttft`: unpaced (the upstream sends all 64 at once), concurrency 1
+        (time to first token, gaps). `paced`: 10 ms between chunks, concurrency 4 (time to first
+        token, one-way latency of each chunk).
         `relay`: unpaced, concurrency 16: chunks relayed per CPU-second of the proxy."""
         ttft: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.targets()}
         relay: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.targets()}
@@ -519,7 +537,7 @@ class Bench:
                 stack,
                 {
                     "mode": "closed",
-                    "concurrency": 1,
+                    "concurrency": 4,  # 400 chunks/s in all: light load, four times the samples
                     "duration": self.plan.paced_s,
                     "body": PACED10,
                     "chunks": 64,
@@ -533,6 +551,7 @@ class Bench:
                 "ttft_p99_ms": median([r["ttft_ms"]["p99"] for r in runs if r["ok"]]),
                 "gap_unpaced_p50_ms": median([r["gap_ms"]["p50"] for r in runs if r["ok"]]),
                 "stream_errors": sum(sum(r["errors"].values()) for r in runs + relay[name]),
+                "ttft_paced_p50_ms": paced[name]["ttft_ms"].get("p50"),
                 "chunk_latency_p50_ms": paced[name]["chunk_latency_ms"].get("p50"),
                 "chunk_latency_p99_ms": paced[name]["chunk_latency_ms"].get("p99"),
                 "gap_paced_p50_ms": paced[name]["gap_ms"].get("p50"),
@@ -548,6 +567,9 @@ class Bench:
                 if name == "direct":
                     continue
                 s["added_ttft_p50_ms"] = _minus(s["ttft_p50_ms"], base["ttft_p50_ms"])
+                s["added_ttft_paced_p50_ms"] = _minus(
+                    s["ttft_paced_p50_ms"], base["ttft_paced_p50_ms"]
+                )
                 s["added_chunk_latency_p50_ms"] = _minus(
                     s["chunk_latency_p50_ms"], base["chunk_latency_p50_ms"]
                 )
@@ -667,15 +689,20 @@ class Bench:
         return float(rps) if isinstance(rps, int | float) and rps > 0 else 50.0
 
     def memory(self) -> dict[str, Any]:
-        """Idle RSS (at start) and RSS across a soak of N non-streamed requests at c=16, sampled
-        every `soak_progress` requests; growth after the first 10 % (warm-up) counts."""
+        """Idle RSS (at start) and RSS across a soak of N non-streamed requests at c=16 on a
+        freshly started stack, sampled every `soak_progress` requests; growth after the first
+        10 % (warm-up) counts."""
         out: dict[str, Any] = {}
         order = [s for s in self.targets() if s.name in self.plan.soak]
-        for i, stack in enumerate(order):
+        for i, earlier in enumerate(order):
+            # A fresh process: a heap already grown by the earlier scenarios (1,000 streams)
+            # would absorb a slow leak without any RSS growth.
+            self.log(f"memory soak: restarting {earlier.name} for a fresh heap")
+            stack = self.relaunch(earlier)
             count = self.plan.soak[stack.name]
             # Leave time for the later soaks (at their c=16 rate) and for stopping everything.
             reserve = 15 + sum(
-                min(150.0, self.plan.soak[later.name] / self._rps(later)) + 5
+                min(150.0, self.plan.soak[later.name] / self._rps(later)) + 15
                 for later in order[i + 1 :]
             )
             cap = max(10.0, self.left() - reserve)
@@ -701,6 +728,7 @@ class Bench:
             samples.append({"requests": r["requests"], **_mib(stack.rss())})
             stack.check_alive()
             out[stack.name] = {
+                "fresh_rss_mib": _mib(stack.idle_rss),
                 "requested": count,
                 "done": r["requests"],
                 "ok": r["ok"],

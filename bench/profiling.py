@@ -33,7 +33,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("orjson", ("orjson",)),
     ("uuid / hashlib / secrets", ("uuid.py", "hashlib", "secrets.py", "random.py")),
     ("switchyard code", ("/switchyard/",)),
-    ("asyncio / uvloop (event loop)", ("asyncio/", "uvloop", "libuv", "/uv/", "loop.c")),
+    ("asyncio / uvloop (event loop, socket I/O)", ("asyncio/", "uvloop", "/uv/", "loop.c")),
     ("contextlib / typing / enum / misc stdlib", ("contextlib", "typing", "enum.py", "<frozen")),
 )
 # Native frames of the interpreter itself: their time belongs to the Python frame above them.
@@ -106,3 +106,24 @@ def summarise(path: Path, top: int = 25) -> dict[str, Any]:
         "top_self": share(self_fn, top),
         "top_inclusive": inclusive,
     }
+
+
+def main() -> None:
+    """`python -m bench.profiling FILE...`: print where the samples of each profile went."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--top", type=int, default=20)
+    args = parser.parse_args()
+    for path in args.files:
+        result = summarise(path, args.top)
+        print(f"== {path} ({result['sampled_seconds']} s sampled)")
+        for section in ("threads", "self_by_library", "top_self", "top_inclusive"):
+            print(f"-- {section}")
+            for row in result[section]:
+                print(f"  {row['pct']:5.1f}%  {row['name']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,9 @@ BEGIN = (
 )
 END = "<!-- bench:end -->"
 GATEWAY_RSS_LIMIT_MIB = 300e6 / MiB  # the target says 300 MB
-SOAK_NOISE_MIB = 10.0
+# A steady RSS trend above this (linear fit over the soak, per process) is growth, not noise:
+# a settled Python process moves by well under 1 MiB once its pools and caches are warm.
+SOAK_NOISE_MIB = 2.0
 
 
 def _get(data: dict[str, Any], *path: str) -> Any:
@@ -125,19 +127,49 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
         held = {n: _get(rates, n, "held_rps") for n in names}
         rows.append(_row("fixed rate (open loop)", "highest rate with p99 ≤ 50 ms (req/s)", held))
     summ = _get(results, "streaming", "summary") or {}
+    paced_runs = _get(results, "streaming", "paced_runs") or {}
+    for name, entry in summ.items():  # results written before paced TTFT was summarised
+        if isinstance(entry, dict) and "ttft_paced_p50_ms" not in entry:
+            entry["ttft_paced_p50_ms"] = _get(paced_runs, name, "ttft_ms", "p50")
+    base_paced = _get(summ, "direct", "ttft_paced_p50_ms")
+    for name, entry in summ.items():
+        if isinstance(entry, dict) and name != "direct" and "added_ttft_paced_p50_ms" not in entry:
+            value = entry.get("ttft_paced_p50_ms")
+            entry["added_ttft_paced_p50_ms"] = (
+                value - base_paced
+                if isinstance(value, int | float) and isinstance(base_paced, int | float)
+                else None
+            )
     if summ:
 
         def pick(key: str) -> dict[str, Any]:
             return {n: _get(summ, n, key) for n in names}
 
         added_ttft = pick("added_ttft_p50_ms")
+        added_paced = pick("added_ttft_paced_p50_ms")
         cps = pick("chunks_per_cpu_s")
         cps_ratio = _ratio(cps["switchyard"], cps["litellm"])
         rows += [
-            _row("streaming 64 chunks", "time to first token p50, c=1 (ms)", pick("ttft_p50_ms")),
             _row(
                 "streaming 64 chunks",
-                "added time to first token p50 (ms)",
+                "time to first token p50, paced 10 ms (ms)",
+                pick("ttft_paced_p50_ms"),
+            ),
+            _row(
+                "streaming 64 chunks",
+                "added time to first token p50, paced (ms)",
+                added_paced,
+                "≤ 2 ms",
+                _le(added_paced["switchyard"], 2.0),
+            ),
+            _row(
+                "streaming 64 chunks",
+                "time to first token p50, burst of 64, c=1 (ms)",
+                pick("ttft_p50_ms"),
+            ),
+            _row(
+                "streaming 64 chunks",
+                "added time to first token p50, burst (ms)",
                 added_ttft,
                 "≤ 2 ms",
                 _le(added_ttft["switchyard"], 2.0),
@@ -154,7 +186,7 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
             ),
             _row(
                 "streaming 64 chunks",
-                "gap between chunks p50, unpaced c=1 (ms)",
+                "gap between chunks p50, burst, c=1 (ms)",
                 pick("gap_unpaced_p50_ms"),
             ),
             _row("streaming 64 chunks", "streams/s at c=16", pick("streams_per_s_c16")),
@@ -229,6 +261,11 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
             ),
             default=None,
         )
+        worst_name = max(
+            (_get(memory, "switchyard", "growth") or {}).items(),
+            key=lambda kv: abs(kv[1].get("slope_mib_per_100k") or 0),
+            default=(None, {}),
+        )[0]
         rows += [
             _row("memory", "RSS idle at start, all processes (MiB)", idle_total),
             _row("memory", "requests in the soak (c=16)", done, ratio=False),
@@ -236,8 +273,14 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
             _row("memory", "RSS growth after warm-up (MiB)", growth, ratio=False),
             _row(
                 "memory",
-                "RSS trend, MiB per 100k requests (fit)",
+                "RSS trend, MiB per 100k requests (fit, all processes)",
                 slope,
+                ratio=False,
+            ),
+            _row(
+                "memory",
+                f"RSS trend of the steepest process ({worst_name or '–'}), MiB per 100k",
+                {"switchyard": worst},
                 f"no growth beyond noise (≤ {SOAK_NOISE_MIB:g} MiB per process)",
                 _le(worst, SOAK_NOISE_MIB),
                 ratio=False,

@@ -8,8 +8,9 @@
 
 Everything runs on this machine under bench/.work/retrieval-<stamp>/ (PostgreSQL from `pgserver`
 on a Unix socket, NATS and the services on 127.0.0.1), is stopped by PID at the end, and the
-folder is removed unless `--keep` (or the run failed). Results: bench/results/retrieval-<stamp>.json;
-`--docs docs/benchmarks.md` writes (or replaces) its "Retrieval" section.
+folder is removed unless `--keep` (or the run failed). Results go to
+bench/results/retrieval-<stamp>.json; `--docs docs/benchmarks.md` writes (or replaces) its
+"Retrieval" section.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from switchyard.runtime.embedded import PostgresServer, start_postgres
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 EFS = [10, 20, 40, 80, 160]
+Saver = Callable[[dict[str, Any]], None]
 
 
 def machine() -> dict[str, Any]:
@@ -86,8 +89,25 @@ def _sigterm(_signum: int, _frame: Any) -> None:
     raise SystemExit(143)  # unwinds through every `finally`: everything started gets stopped
 
 
-async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """Both parts, with PostgreSQL started once; returns the results document."""
+async def _part(
+    results: dict[str, Any], name: str, work: Awaitable[None], timeout: float, save: Saver
+) -> None:
+    """Run one part within `timeout`; a failure is recorded (with what the part had measured
+    so far, which it keeps in `results[name]`) instead of losing the other part's figures."""
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(work, timeout=timeout)
+    except Exception as exc:  # recorded, reported, and the exit status says so
+        what = f"timed out after {timeout:.0f} s" if isinstance(exc, TimeoutError) else repr(exc)
+        results[name]["error"] = what
+        print(f"{name}: {what}", file=sys.stderr)
+    results[name]["wall_s"] = round(time.monotonic() - started, 1)
+    save(results)
+
+
+async def run(args: argparse.Namespace, workdir: Path, save: Saver) -> dict[str, Any]:
+    """Both parts, with PostgreSQL started once; returns the results document (also saved
+    after each part)."""
     results: dict[str, Any] = {
         "benchmark": "retrieval",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -101,8 +121,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "ef_search": args.ef,
             "top_k": retrieval_search.TOP_K,
             "documents": args.documents,
+            "ingest_repeats": args.ingest_repeats,
         },
         "load_average_start": retrieval_search.load_average(),
+        "uptime_start": uptime(),
     }
     pg: PostgresServer | None = None
     try:
@@ -120,46 +142,58 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 **_versions_of_packages(),
             }
             if not args.skip_search:
-                results["search"] = await asyncio.wait_for(
-                    _search(args, pg.uri, Store(pool)), timeout=args.part_timeout
+                results["search"] = {}
+                await _part(
+                    results,
+                    "search",
+                    _search(args, pg.uri, Store(pool), results["search"]),
+                    args.search_timeout,
+                    save,
                 )
         finally:
             await pool.close()
         if not args.skip_ingest:
-            results["ingest"] = await asyncio.wait_for(
+            results["ingest"] = {}
+            await _part(
+                results,
+                "ingest",
                 retrieval_ingest.run(
-                    pg.uri, workdir, args.documents, args.ingest_repeats, args.quick
+                    pg.uri,
+                    workdir,
+                    results["ingest"],
+                    n_documents=args.documents,
+                    repeats=args.ingest_repeats,
+                    per_document=not args.quick,
+                    budget_s=args.ingest_timeout * 0.7,
                 ),
-                timeout=args.part_timeout,
+                args.ingest_timeout,
+                save,
             )
     finally:
         if pg is not None:
             pg.stop()
     results["load_average_end"] = retrieval_search.load_average()
+    results["uptime_end"] = uptime()
     return results
 
 
-async def _search(args: argparse.Namespace, uri: str, store: Store) -> dict[str, Any]:
+async def _search(args: argparse.Namespace, uri: str, store: Store, out: dict[str, Any]) -> None:
     started = time.monotonic()
     mix = mixture(args.chunks, args.queries)
-    generated = time.monotonic() - started
+    out["data"] = {
+        "kind": "synthetic Gaussian mixture (not model embeddings)",
+        "centres": 1000,
+        "subspace_rank": 16,
+        "chunks": args.chunks,
+        "queries": args.queries,
+        "generate_s": round(time.monotonic() - started, 2),
+    }
     tail = max(1, min(args.chunks // 50, 2000))  # 2% (at most 2,000) inserted with the index
     loaded = await retrieval_search.load(
         uri, store, mix, f"bench-{args.chunks}", chunks_per_doc=10, tail=tail, seed=3
     )
-    measured = await retrieval_search.measure(uri, store, loaded, mix, args.ef, args.repeats)
-    return {
-        "data": {
-            "kind": "synthetic Gaussian mixture (not model embeddings)",
-            "centres": 1000,
-            "subspace_rank": 16,
-            "chunks": args.chunks,
-            "queries": args.queries,
-            "generate_s": round(generated, 2),
-        },
-        "load": loaded.report,
-        **measured,
-    }
+    out["load"] = loaded.report
+    await retrieval_search.measure(uri, store, loaded, mix, args.ef, args.repeats, out)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -174,17 +208,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small variant, under 2 minutes")
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/...)")
     parser.add_argument("--docs", type=Path, help="write the Retrieval section of this file")
+    parser.add_argument("--search-timeout", type=float, help="bound of the search part (s)")
+    parser.add_argument("--ingest-timeout", type=float, help="bound of the ingestion part (s)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--skip-search", action="store_true", help="ingestion only")
     parser.add_argument("--skip-ingest", action="store_true", help="search only")
     args = parser.parse_args(argv)
     small = args.quick
-    args.chunks = args.chunks or (10_000 if small else 100_000)
-    args.queries = args.queries or (50 if small else 200)
-    args.documents = args.documents or (20 if small else 200)
-    args.repeats = args.repeats or (2 if small else 3)
+    args.chunks = args.chunks or (5_000 if small else 100_000)
+    args.queries = args.queries or (30 if small else 200)
+    args.documents = args.documents or (8 if small else 100)
+    args.repeats = args.repeats or (1 if small else 3)
     args.ingest_repeats = args.ingest_repeats or (1 if small else 3)
-    args.part_timeout = 110.0 if small else 600.0
+    # Bounds of each part (typical: a third of them); the whole run stays under 15 minutes.
+    args.search_timeout = args.search_timeout or (70.0 if small else 540.0)
+    args.ingest_timeout = args.ingest_timeout or (45.0 if small else 300.0)
     return args
 
 
@@ -197,31 +235,38 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     out = args.out or BENCH / "results" / f"retrieval-{stamp}.json"
     started = time.monotonic()
-    ok = False
-    try:
-        results = asyncio.run(run(args, workdir))
-        results["wall_s"] = round(time.monotonic() - started, 1)
+
+    def save(results: dict[str, Any]) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
+
+    ok = False
+    try:
+        results = asyncio.run(run(args, workdir, save))
+        results["wall_s"] = round(time.monotonic() - started, 1)
+        save(results)
         text = markdown(results, out.relative_to(ROOT) if out.is_relative_to(ROOT) else out)
         print(text)
-        if args.docs is not None:
+        failed = [part for part in ("search", "ingest") if "error" in results.get(part, {})]
+        if args.docs is not None and not failed:
             update_docs(args.docs, text)
             print(f"updated {args.docs}")
         print(f"results: {out}")
-        ok = True
+        ok = not failed
     finally:
         if ok and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         elif not ok:
             print(f"work folder kept: {workdir}", file=sys.stderr)
-    return 0
+    return 0 if ok else 1
 
 
 def uptime() -> str:
     """`uptime`'s line, for the record."""
     try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+        return subprocess.run(
+            ["uptime"], check=False, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 

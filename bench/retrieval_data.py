@@ -20,7 +20,7 @@ Vectors = npt.NDArray[np.float32]
 
 # Common English words, so that the tokenizer, the chunker and the embedding model see prose
 # (about one word piece per word) rather than random strings.
-WORDS = """
+_WORDS = """
 the of and to in is that for it as with was on be by this are from at or an have not which but
 all they were one their has been more will would there can about other into some than its also
 only two time could these may then first any new like over such our after most made between
@@ -38,7 +38,8 @@ animal bird fish horse tree flower stone metal glass paper cloth wood fire earth
 coast valley desert north south east west morning evening night week month year century early
 late quick slow large small long short high low strong weak bright dark warm cold open closed
 simple complex careful clear useful common rare public private local global final current
-""".split()
+"""
+WORDS = _WORDS.split()
 
 
 @dataclass(frozen=True)

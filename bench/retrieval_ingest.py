@@ -174,8 +174,10 @@ async def _embed(http: httpx.AsyncClient, texts: list[str]) -> list[list[float]]
 
 
 async def _ingest_once(
-    http: httpx.AsyncClient, docs: list[tuple[str, str, str]], label: str
+    http: httpx.AsyncClient, docs: list[tuple[str, str, str]], label: str, progress: dict[str, Any]
 ) -> dict[str, Any]:
+    """One job of all `docs` into a new collection, timed until it succeeds; `progress` holds
+    the latest poll (seconds, chunks done) for a run cut short."""
     created = await http.post(
         "/v1/collections",
         json={"name": f"bench-{label}-{uuid.uuid4().hex[:8]}", "embedding_model": EMBED_MODEL},
@@ -191,14 +193,29 @@ async def _ingest_once(
     start = time.perf_counter()
     response = await http.post(f"/v1/collections/{collection}/documents", json=body)
     response.raise_for_status()
+    accepted = time.perf_counter() - start
     job_id = response.json()["id"]
+    # The job record is the worker's own timeline: `running` once it picked the job up,
+    # `chunks_total` once every document is parsed and chunked, then one `documents_done` step
+    # per document embedded and stored.
+    marks: dict[str, float] = {}
     deadline = time.monotonic() + JOB_TIMEOUT
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:
         job = (await http.get(f"/v1/jobs/{job_id}")).json()
+        now = time.perf_counter() - start
+        progress.update(
+            s=round(now, 3),
+            chunks_done=job.get("chunks_done"),
+            chunks_total=job.get("chunks_total"),
+        )
+        if job.get("status") != "queued":
+            marks.setdefault("running", now)
+        if job.get("chunks_total") is not None:
+            marks.setdefault("prepared", now)
         if job.get("status") in ("succeeded", "partial", "failed"):
             break
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)
     else:
         raise TimeoutError(f"job {job_id} did not finish in {JOB_TIMEOUT}s: {job}")
     seconds = time.perf_counter() - start
@@ -212,6 +229,12 @@ async def _ingest_once(
         "chunks_in_collection": described["chunk_count"],
         "chunks_per_s": round(job["chunks_done"] / seconds, 1),
         "documents_per_s": round(job["documents_done"] / seconds, 2),
+        "timeline_s": {
+            "accepted (HTTP 202: uploads stored, job queued)": round(accepted, 3),
+            "running (worker picked it up)": round(marks.get("running", seconds), 3),
+            "prepared (all parsed and chunked)": round(marks.get("prepared", seconds), 3),
+            "done": round(seconds, 3),
+        },
     }
 
 
@@ -229,100 +252,164 @@ async def _create_database(pg_uri: str) -> None:
         await conn.close()
 
 
+@dataclass
+class _Rounds:
+    """What the rounds measured so far (seconds)."""
+
+    e2e: list[dict[str, Any]]
+    parse: list[float]
+    embed32: list[float]
+    embed_doc: list[float]
+    upsert: list[float]
+    current: dict[str, Any]  # the end-to-end run in progress (latest poll)
+
+
 async def run(
-    pg_uri: str, workdir: Path, n_documents: int, repeats: int, quick: bool
-) -> dict[str, Any]:
-    """The ingestion measurements; see the module docstring."""
+    pg_uri: str,
+    workdir: Path,
+    out: dict[str, Any],
+    *,
+    n_documents: int,
+    repeats: int,
+    per_document: bool,
+    budget_s: float,
+) -> None:
+    """The ingestion measurements, into `out` (summarised even when cut short); see the module
+    docstring. `per_document` adds, once, embedding timed one request per document (how the
+    ingestion worker batches). Rounds stop early rather than run past `budget_s`."""
     docs = documents(n_documents)
-    out: dict[str, Any] = {
-        "documents": n_documents,
-        "characters": sum(len(text) for _, _, text in docs),
-        "chunk_tokens": CHUNK_TOKENS,
-        "chunk_overlap": CHUNK_OVERLAP,
-        "load_start": load_average(),
-    }
-    await _create_database(pg_uri)
-    started = time.monotonic()
-    async with stack(pg_uri, workdir) as (http, dsn):
-        out["stack_start_s"] = round(time.monotonic() - started, 1)
-        prepared = _prepare(docs)
-        texts = [chunk.text for chunks in prepared for chunk in chunks]
-        out["chunks"] = len(texts)
-        out["chunk_tokens_estimated_mean"] = round(
-            statistics.mean(c.tokens for chunks in prepared for c in chunks), 1
-        )
-        await _embed(http, texts[:BATCH])  # warm the model's first call
-
-        # Phases are timed in rounds that interleave with the end-to-end runs.
-        e2e: list[dict[str, Any]] = []
-        parse_s: list[float] = []
-        embed32_s: list[float] = []
-        embed_doc_s: list[float] = []
-        upsert_s: list[float] = []
-        vectors: list[list[float]] = []
-        pool = await create_pool(dsn, 2)
-        try:
-            await migrate(pool)  # applied by the service already; a no-op
-            store = Store(pool)
-            for r in range(repeats):
-                e2e.append(await _ingest_once(http, docs, f"e2e{r}"))
-
-                start = time.perf_counter()
-                again = _prepare(docs)
-                parse_s.append(time.perf_counter() - start)
-                assert sum(map(len, again)) == len(texts)
-
-                start = time.perf_counter()
-                vectors = []
-                for i in range(0, len(texts), BATCH):
-                    vectors += await _embed(http, texts[i : i + BATCH])
-                embed32_s.append(time.perf_counter() - start)
-
-                start = time.perf_counter()
-                for chunks in prepared:  # the worker: one embedding call per document
-                    await _embed(http, [c.text for c in chunks])
-                embed_doc_s.append(time.perf_counter() - start)
-
-                upsert_s.append(await _upsert(store, docs, prepared, vectors, f"up{r}"))
-        finally:
-            await pool.close()
-
-    chunks = len(texts)
-    e2e_s = _median([run["s"] for run in e2e])
-    phases = {
-        "parse_chunk": _median(parse_s),
-        "embed_batch32_http": _median(embed32_s),
-        "upsert": _median(upsert_s),
-    }
-    other = max(0.0, e2e_s - sum(phases.values()))
     out.update(
         {
-            "end_to_end_runs": e2e,
-            "end_to_end_s": e2e_s,
-            "end_to_end_chunks_per_s": round(chunks / e2e_s, 1),
-            "phases_s": {
-                **phases,
-                "embed_per_document_http": _median(embed_doc_s),
-                "other_(e2e - phases)": round(other, 3),
-            },
-            "phase_runs_s": {
-                "parse_chunk": [round(v, 3) for v in parse_s],
-                "embed_batch32_http": [round(v, 3) for v in embed32_s],
-                "embed_per_document_http": [round(v, 3) for v in embed_doc_s],
-                "upsert": [round(v, 3) for v in upsert_s],
-            },
-            "phase_chunks_per_s": {
-                name: round(chunks / seconds, 1) if seconds else None
-                for name, seconds in {**phases, "embed_per_document_http": _median(embed_doc_s)}.items()
-            },
-            "shares_of_end_to_end": {
-                name: round(seconds / e2e_s, 3)
-                for name, seconds in {**phases, "other": other}.items()
-            },
-            "load_end": load_average(),
+            "documents": n_documents,
+            "characters": sum(len(text) for _, _, text in docs),
+            "chunk_tokens": CHUNK_TOKENS,
+            "chunk_overlap": CHUNK_OVERLAP,
+            "load_start": load_average(),
         }
     )
-    return out
+    await _create_database(pg_uri)
+    started = time.monotonic()
+    rounds = _Rounds([], [], [], [], [], {})
+    try:
+        async with stack(pg_uri, workdir) as (http, dsn):
+            out["stack_start_s"] = round(time.monotonic() - started, 1)
+            prepared = _prepare(docs)
+            texts = [chunk.text for chunks in prepared for chunk in chunks]
+            out["chunks"] = len(texts)
+            out["chunk_tokens_estimated_mean"] = round(
+                statistics.mean(c.tokens for chunks in prepared for c in chunks), 1
+            )
+            await _embed(http, texts[:BATCH])  # warm the model's first call
+            pool = await create_pool(dsn, 2)
+            try:
+                await migrate(pool)  # applied by the service already; a no-op
+                await _rounds(
+                    http,
+                    Store(pool),
+                    docs,
+                    prepared,
+                    texts,
+                    rounds,
+                    out,
+                    repeats=repeats,
+                    per_document=per_document,
+                    budget_s=budget_s,
+                )
+            finally:
+                await pool.close()
+    finally:  # also when cancelled: keep what was measured
+        if rounds.e2e:
+            _summarise(out, rounds, out["chunks"])
+        if rounds.current:
+            out["end_to_end_run_cut_short"] = dict(rounds.current)
+        out["load_end"] = load_average()
+
+
+async def _rounds(
+    http: httpx.AsyncClient,
+    store: Store,
+    docs: list[tuple[str, str, str]],
+    prepared: list[list[Chunk]],
+    texts: list[str],
+    rounds: _Rounds,
+    out: dict[str, Any],
+    *,
+    repeats: int,
+    per_document: bool,
+    budget_s: float,
+) -> None:
+    """End to end, then each phase apart, `repeats` times (phases interleave with the runs)."""
+    began = time.monotonic()
+    for r in range(repeats):
+        # A busy machine makes the model slow: stop repeating rather than overrun.
+        elapsed = time.monotonic() - began
+        if r and elapsed + elapsed / r > budget_s:
+            out["rounds_cut_short"] = f"{r} of {repeats} rounds fit in {budget_s:.0f} s"
+            return
+        rounds.current.clear()
+        rounds.e2e.append(await _ingest_once(http, docs, f"e2e{r}", rounds.current))
+        rounds.current.clear()
+
+        start = time.perf_counter()
+        again = _prepare(docs)
+        rounds.parse.append(time.perf_counter() - start)
+        assert sum(map(len, again)) == len(texts)
+
+        start = time.perf_counter()
+        vectors: list[list[float]] = []
+        for i in range(0, len(texts), BATCH):
+            vectors += await _embed(http, texts[i : i + BATCH])
+        rounds.embed32.append(time.perf_counter() - start)
+
+        rounds.upsert.append(await _upsert(store, docs, prepared, vectors, f"up{r}"))
+
+        expected = rounds.embed32[-1] * 1.5
+        if per_document and r == 0 and time.monotonic() - began + expected < budget_s:
+            start = time.perf_counter()
+            for chunks in prepared:  # as the worker batches: one call per document
+                await _embed(http, [c.text for c in chunks])
+            rounds.embed_doc.append(time.perf_counter() - start)
+
+
+def _summarise(out: dict[str, Any], rounds: _Rounds, n_chunks: int) -> None:
+    """Medians of the complete rounds (a phase not measured yet is left out)."""
+    e2e_s = _median([run["s"] for run in rounds.e2e])
+    measured = {
+        "parse_chunk": rounds.parse,
+        "embed_batch32_http": rounds.embed32,
+        "upsert": rounds.upsert,
+        "embed_per_document_http": rounds.embed_doc,
+    }
+    medians = {name: _median(values) if values else None for name, values in measured.items()}
+    marks = rounds.e2e[0]["timeline_s"]
+    timeline = {mark: _median([run["timeline_s"][mark] for run in rounds.e2e]) for mark in marks}
+    out.update(
+        {
+            "end_to_end_runs": rounds.e2e,
+            "end_to_end_s": e2e_s,
+            "end_to_end_chunks_per_s": round(n_chunks / e2e_s, 1),
+            "end_to_end_timeline_s": timeline,
+            "phases_s": dict(medians),
+            "phase_runs_s": {
+                name: [round(v, 3) for v in values] for name, values in measured.items()
+            },
+            "phase_chunks_per_s": {
+                name: round(n_chunks / v, 1) if v else None for name, v in medians.items()
+            },
+        }
+    )
+    for key, embedding in (
+        ("shares_of_end_to_end", "embed_batch32_http"),
+        ("shares_with_per_document_embedding", "embed_per_document_http"),
+    ):
+        parts = {name: medians[name] for name in ("parse_chunk", embedding, "upsert")}
+        if any(v is None for v in parts.values()):
+            continue
+        known = {name: float(v or 0.0) for name, v in parts.items()}
+        known["other"] = max(0.0, e2e_s - sum(known.values()))
+        out[key] = {name: round(v / e2e_s, 3) for name, v in known.items()}
+        if embedding == "embed_batch32_http":
+            out["phases_s"]["other"] = round(known["other"], 3)
 
 
 def _pieces(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import statistics
 import struct
 import time
@@ -36,10 +37,13 @@ MODEL = "synthetic-mixture"
 TOP_K = 10
 GROUPS = 100  # metadata {"group": n}: one group is 1% of the chunks
 WIDE_GROUPS = 15  # an `in` filter over 15 groups: 15% of the chunks
+TARGET_P50_MS = 10.0
+TARGET_RECALL = 0.95
 DEFAULT_EF: int = RetrievalSettings.model_fields["default_ef_search"].default
 EXACT_THRESHOLD: int = RetrievalSettings.model_fields["exact_search_threshold"].default
 
 T = TypeVar("T")
+_LITERAL = re.compile(r"'\[[^\]]{100,}\]'")
 
 
 def summary(ms: list[float]) -> dict[str, float]:
@@ -63,10 +67,10 @@ def across_rounds(rounds: list[list[float]]) -> dict[str, Any]:
     }
 
 
-async def timed(call: Callable[[], Awaitable[T]]) -> tuple[T, float]:
-    """The result of `call()` and how long it took, in milliseconds."""
+async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:
+    """The result of `awaitable` and how long awaiting it took, in milliseconds."""
     start = time.perf_counter()
-    result = await call()
+    result = await awaitable
     return result, (time.perf_counter() - start) * 1000.0
 
 
@@ -168,13 +172,20 @@ async def load(
         report["index_definition"] = definition
         await conn.execute(f"DROP INDEX retrieval.{index}")
         _, ms = await timed(
-            lambda: conn.copy_records_to_table(
+            conn.copy_records_to_table(
                 "documents",
                 schema_name="retrieval",
                 columns=[
-                    "id", "collection_id", "tenant_id", "external_id", "title", "source",
-                    "metadata", "content_hash", "chunk_count",
-                ],  # fmt: skip
+                    "id",
+                    "collection_id",
+                    "tenant_id",
+                    "external_id",
+                    "title",
+                    "source",
+                    "metadata",
+                    "content_hash",
+                    "chunk_count",
+                ],
                 records=(
                     (
                         doc_ids[d],
@@ -194,8 +205,11 @@ async def load(
         report["copy_documents_s"] = round(ms / 1000, 2)
         head = n - tail
         _, ms = await timed(
-            lambda: conn.copy_records_to_table(
-                "chunks", schema_name="retrieval", columns=columns, records=chunk_records(range(head))
+            conn.copy_records_to_table(
+                "chunks",
+                schema_name="retrieval",
+                columns=columns,
+                records=chunk_records(range(head)),
             )
         )
         report["copy_chunks_without_hnsw"] = {
@@ -203,15 +217,13 @@ async def load(
             "s": round(ms / 1000, 2),
             "rows_per_s": round(head / (ms / 1000)),
         }
-        _, ms = await timed(
-            lambda: conn.execute("VACUUM (ANALYZE) retrieval.chunks, retrieval.documents")
-        )
+        _, ms = await timed(conn.execute("VACUUM (ANALYZE) retrieval.chunks, retrieval.documents"))
         report["vacuum_analyze_s"] = round(ms / 1000, 2)
         await conn.execute(
             "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 1"
         )
         report["load_before_build"] = load_average()
-        _, ms = await timed(lambda: conn.execute(definition))
+        _, ms = await timed(conn.execute(definition))
         report["hnsw_build"] = {
             "rows": head,
             "s": round(ms / 1000, 2),
@@ -220,7 +232,7 @@ async def load(
             "notices": notices[:5],
         }
         _, ms = await timed(
-            lambda: conn.copy_records_to_table(
+            conn.copy_records_to_table(
                 "chunks",
                 schema_name="retrieval",
                 columns=columns,
@@ -276,100 +288,121 @@ def _numpy_top(
 
 
 async def measure(
-    uri: str, store: Store, loaded: Loaded, mix: Mixture, efs: list[int], repeats: int
-) -> dict[str, Any]:
-    """Every search measurement; see the module docstring."""
+    uri: str,
+    store: Store,
+    loaded: Loaded,
+    mix: Mixture,
+    efs: list[int],
+    repeats: int,
+    out: dict[str, Any],
+) -> None:
+    """Every search measurement, into `out` as they complete; see the module docstring.
+
+    Each strategy gets a pool of its own: `store` (HNSW only), one for the exact path, one for
+    the `Searcher`. With a shared pool, PostgreSQL's plan cache would run one strategy's plan
+    for the other (see `_plan_cache`), and the figures would mix the two.
+    """
     collection, ids = loaded.collection, loaded.ids
     queries = [q.tolist() for q in mix.queries]
-    out: dict[str, Any] = {"load_start": load_average(), "queries": len(queries)}
+    out.update({"load_start": load_average(), "queries": len(queries)})
+    exact_pool = await create_pool(uri, 1)
+    service_pool = await create_pool(uri, 5)  # the service's default pool_size
+    try:
+        exact_store, service_store = Store(exact_pool), Store(service_pool)
 
-    async def hnsw(q: list[float], ef: int, filters: Any = None) -> list[Any]:
-        return await store.vector_search(
-            collection, q, TOP_K, filters, exact=False, ef_search=ef
+        async def hnsw(q: list[float], ef: int) -> list[Any]:
+            return await store.vector_search(collection, q, TOP_K, None, exact=False, ef_search=ef)
+
+        async def exact(q: list[float]) -> list[Any]:
+            return await exact_store.vector_search(
+                collection, q, TOP_K, None, exact=True, ef_search=0
+            )
+
+        # Warm the caches (heap, TOAST and index pages) before timing anything.
+        for i, q in enumerate(queries[:50]):
+            await hnsw(q, max(efs))
+            if i < 5:  # an exact scan reads the whole table: a few suffice
+                await exact(q)
+        # Ground truth: the exact path of the store, checked against numpy.
+        truth: list[list[str]] = []
+        exact_ms: list[float] = []
+        for q in queries:
+            hits, ms = await timed(exact(q))
+            truth.append(_ids(hits))
+            exact_ms.append(ms)
+        agreement = statistics.mean(
+            _recall(truth[i], _numpy_top(mix, ids, mix.queries[i])) for i in range(len(queries))
         )
+        out["exact_no_filter"] = {**summary(exact_ms), "agreement_with_numpy": round(agreement, 4)}
 
-    async def exact(q: list[float], filters: Any = None) -> list[Any]:
-        return await store.vector_search(collection, q, TOP_K, filters, exact=True, ef_search=0)
+        # HNSW at each ef_search; rounds interleave the ef values so that load drift hits all
+        # of them alike.
+        rounds: dict[int, list[list[float]]] = {ef: [] for ef in efs}
+        recall: dict[int, float] = {}
+        for r in range(repeats):
+            for ef in efs:
+                ms_list: list[float] = []
+                found: list[list[str]] = []
+                for q in queries:
+                    hits, ms = await timed(hnsw(q, ef))
+                    ms_list.append(ms)
+                    found.append(_ids(hits))
+                rounds[ef].append(ms_list)
+                if r == 0:
+                    recall[ef] = statistics.mean(
+                        _recall(f, t) for f, t in zip(found, truth, strict=True)
+                    )
+        out["hnsw"] = [
+            {"ef_search": ef, "recall_at_10": round(recall[ef], 4), **across_rounds(rounds[ef])}
+            for ef in efs
+        ]
 
-    # Warm the caches (heap, TOAST and index pages) before timing anything.
-    for q in queries[: min(50, len(queries))]:
-        await hnsw(q, max(efs))
-    # Ground truth: the exact path of the store, checked against numpy.
-    truth: list[list[str]] = []
-    exact_ms: list[float] = []
-    for q in queries:
-        hits, ms = await timed(lambda q=q: exact(q))  # type: ignore[misc]
-        truth.append(_ids(hits))
-        exact_ms.append(ms)
-    agreement = statistics.mean(
-        _recall(truth[i], _numpy_top(mix, ids, mix.queries[i])) for i in range(len(queries))
-    )
-    out["exact_no_filter"] = {**summary(exact_ms), "agreement_with_numpy": round(agreement, 4)}
-
-    # HNSW at each ef_search; rounds interleave the ef values so that load drift hits all alike.
-    rounds: dict[int, list[list[float]]] = {ef: [] for ef in efs}
-    recall: dict[int, float] = {}
-    for r in range(repeats):
-        for ef in efs:
-            ms_list: list[float] = []
-            found: list[list[str]] = []
-            for q in queries:
-                hits, ms = await timed(lambda q=q, ef=ef: hnsw(q, ef))  # type: ignore[misc]
-                ms_list.append(ms)
-                found.append(_ids(hits))
-            rounds[ef].append(ms_list)
-            if r == 0:
-                recall[ef] = statistics.mean(
-                    _recall(f, t) for f, t in zip(found, truth, strict=True)
-                )
-    out["hnsw"] = [
-        {"ef_search": ef, "recall_at_10": round(recall[ef], 4), **across_rounds(rounds[ef])}
-        for ef in efs
-    ]
-
-    # The Searcher path: candidates (bounded count) + search, at the default ef and at each ef
-    # that met the target; the count alone too.
-    keys = {f"q{i}": q for i, q in enumerate(queries)}
-    searcher = Searcher(store, GivenVectors(keys), EXACT_THRESHOLD, DEFAULT_EF)
-    meeting = [
-        h["ef_search"] for h in out["hnsw"] if h["recall_at_10"] >= 0.95 and h["p50_ms"] <= 10
-    ]
-    searcher_efs = sorted({DEFAULT_EF, *(meeting[:1])})
-    path: dict[str, Any] = {}
-    count_rounds: list[list[float]] = []
-    for _ in range(repeats):
-        count_ms = []
-        for _key in keys:
-            _, ms = await timed(lambda: store.candidates(collection, None, EXACT_THRESHOLD + 1))
-            count_ms.append(ms)
-        count_rounds.append(count_ms)
-    path["candidates_count"] = across_rounds(count_rounds)
-    for ef in searcher_efs:
-        ef_rounds: list[list[float]] = []
-        strategies: dict[str, int] = {}
+        # The Searcher path: candidates (bounded count) + search, at the default ef and at the
+        # lowest ef that met the target; the count alone too.
+        keys = {f"q{i}": q for i, q in enumerate(queries)}
+        searcher = Searcher(service_store, GivenVectors(keys), EXACT_THRESHOLD, DEFAULT_EF)
+        meeting = [
+            h["ef_search"]
+            for h in out["hnsw"]
+            if h["recall_at_10"] >= TARGET_RECALL and h["p50_ms"] <= TARGET_P50_MS
+        ]
+        path: dict[str, Any] = {}
+        count_rounds: list[list[float]] = []
         for _ in range(repeats):
-            ms_list = []
-            for key in keys:
-                query = SearchQuery(query=key, mode="vector", top_k=TOP_K, ef_search=ef)
-                (_, strategy), ms = await timed(
-                    lambda query=query: searcher.search(collection, query, "bench")  # type: ignore[misc]
-                )
-                ms_list.append(ms)
-                strategies[str(strategy)] = strategies.get(str(strategy), 0) + 1
-            ef_rounds.append(ms_list)
-        path[f"searcher_ef_{ef}"] = {**across_rounds(ef_rounds), "strategies": strategies}
-    out["searcher"] = path
+            count_ms = []
+            for _key in keys:
+                _, ms = await timed(service_store.candidates(collection, None, EXACT_THRESHOLD + 1))
+                count_ms.append(ms)
+            count_rounds.append(count_ms)
+        path["candidates_count"] = across_rounds(count_rounds)
+        for ef in sorted({DEFAULT_EF, *(meeting[:1])}):
+            ef_rounds: list[list[float]] = []
+            strategies: dict[str, int] = {}
+            for _ in range(repeats):
+                ms_list = []
+                for key in keys:
+                    query = SearchQuery(query=key, mode="vector", top_k=TOP_K, ef_search=ef)
+                    (_, strategy), ms = await timed(searcher.search(collection, query, "bench"))
+                    ms_list.append(ms)
+                    strategies[str(strategy)] = strategies.get(str(strategy), 0) + 1
+                ef_rounds.append(ms_list)
+            path[f"searcher_ef_{ef}"] = {**across_rounds(ef_rounds), "strategies": strategies}
+        out["searcher"] = path
 
-    # Filters: 1% of the rows (eq on a GIN-indexed jsonb field) → the exact path; 15% (`in`,
-    # not indexable) → HNSW with post-filtering, ef widened until top_k rows survive.
-    out["filtered"] = await _filtered(store, searcher, loaded, mix, keys, repeats)
+        # Filters: 1% of the rows (eq on a GIN-indexed jsonb field) → the exact path; 15%
+        # (`in`, not indexable) → HNSW with post-filtering, ef widened until top_k rows survive.
+        out["filtered"] = await _filtered(store, exact_store, searcher, loaded, mix, keys, repeats)
+    finally:
+        await exact_pool.close()
+        await service_pool.close()
     out["explain"] = await _explain(uri, loaded, queries[0])
+    out["plan_cache"] = await _plan_cache(uri, loaded, mix)
     out["load_end"] = load_average()
-    return out
 
 
 async def _filtered(
-    store: Store,
+    hnsw_store: Store,
+    exact_store: Store,
     searcher: Searcher,
     loaded: Loaded,
     mix: Mixture,
@@ -378,11 +411,10 @@ async def _filtered(
 ) -> dict[str, Any]:
     collection, ids, groups = loaded.collection, loaded.ids, loaded.groups
     result: dict[str, Any] = {}
-    cases = {
+    wide = Condition.model_validate({"field": "group", "in": list(range(WIDE_GROUPS))})
+    cases: dict[str, Callable[[int], Condition]] = {
         "eq_1pct": lambda i: Condition(field="group", eq=i % GROUPS),
-        "in_15pct": lambda i: Condition.model_validate(
-            {"field": "group", "in": list(range(WIDE_GROUPS))}
-        ),
+        "in_15pct": lambda _i: wide,
     }
     for name, make in cases.items():
         rounds_ms: list[list[float]] = []
@@ -395,14 +427,12 @@ async def _filtered(
             for i, key in enumerate(keys):
                 condition = make(i)
                 query = SearchQuery(query=key, mode="vector", top_k=TOP_K, filters=condition)
-                (hits, strategy), ms = await timed(
-                    lambda query=query: searcher.search(collection, query, "bench")  # type: ignore[misc]
-                )
+                (hits, strategy), ms = await timed(searcher.search(collection, query, "bench"))
                 ms_list.append(ms)
                 strategies[str(strategy)] = strategies.get(str(strategy), 0) + 1
                 if name == "eq_1pct":
                     _, ms = await timed(
-                        lambda key=key, condition=condition: store.vector_search(  # type: ignore[misc]
+                        exact_store.vector_search(
                             collection, keys[key], TOP_K, condition, exact=True, ef_search=0
                         )
                     )
@@ -415,7 +445,7 @@ async def _filtered(
                     )
                     truth = _numpy_top(mix, ids, mix.queries[i], allowed)
                     recalls.append(_recall(_ids(hits), truth))
-                    plain = await store.vector_search(
+                    plain = await hnsw_store.vector_search(
                         collection, keys[key], TOP_K, condition, exact=False, ef_search=DEFAULT_EF
                     )
                     hnsw_hits.append(len(plain))
@@ -423,7 +453,9 @@ async def _filtered(
             if direct_ms:
                 direct_rounds.append(direct_ms)
         share = (
-            float(np.mean(groups == 0)) if name == "eq_1pct" else float(np.mean(groups < 15))
+            float(np.mean(groups == 0))
+            if name == "eq_1pct"
+            else float(np.mean(groups < WIDE_GROUPS))
         )
         result[name] = {
             "share_of_rows": round(share, 4),
@@ -434,6 +466,68 @@ async def _filtered(
         if direct_rounds:
             result[name]["store_exact_only"] = across_rounds(direct_rounds)
     return result
+
+
+async def _plan_cache(uri: str, loaded: Loaded, mix: Mixture, pairs: int = 10) -> dict[str, Any]:
+    """What happens when exact and HNSW searches share a connection, as they do in the service.
+
+    `vector_search` picks the strategy with `SET LOCAL` planner settings, but both strategies
+    send the same SQL text; asyncpg prepares it once per connection, and after five executions
+    PostgreSQL may switch to a cached generic plan, which it does not re-plan when the settings
+    change. Exact and HNSW calls alternate on one connection (with the same 1% filter, or with
+    none); each call's hits, recall@10 against numpy and latency show which plan really ran.
+    The `force_custom_plan` runs repeat them with `plan_cache_mode = force_custom_plan`.
+    """
+    collection, ids, groups = loaded.collection, loaded.ids, loaded.groups
+    forced = uri + ("&" if "?" in uri else "?") + "plan_cache_mode=force_custom_plan"
+    scenarios: dict[str, tuple[str, bool]] = {
+        "filter_1pct": (uri, True),
+        "no_filter": (uri, False),
+        "filter_1pct_force_custom_plan": (forced, True),
+        "no_filter_force_custom_plan": (forced, False),
+    }
+    out: dict[str, Any] = {}
+    for name, (dsn, filtered) in scenarios.items():
+        pool = await create_pool(dsn, 1)
+        calls: dict[str, list[tuple[int, float, float]]] = {"exact": [], "hnsw": []}
+        try:
+            store = Store(pool)
+            for i in range(min(pairs, len(mix.queries))):
+                q = mix.queries[i].tolist()
+                condition = Condition(field="group", eq=i % GROUPS) if filtered else None
+                rows = np.flatnonzero(groups == i % GROUPS) if filtered else None
+                truth = _numpy_top(mix, ids, mix.queries[i], rows)
+                for strategy in ("exact", "hnsw"):
+                    hits, ms = await timed(
+                        store.vector_search(
+                            collection,
+                            q,
+                            TOP_K,
+                            condition,
+                            exact=strategy == "exact",
+                            ef_search=DEFAULT_EF,
+                        )
+                    )
+                    calls[strategy].append((len(hits), _recall(_ids(hits), truth), ms))
+            async with pool.acquire() as conn:
+                prepared = await conn.fetch(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                    " WHERE statement LIKE '%<=>%' AND statement NOT LIKE '%pg_prepared%'"
+                )
+        finally:
+            await pool.close()
+        result: dict[str, Any] = {"prepared_statement_plans": [dict(r) for r in prepared]}
+        for strategy, made in calls.items():
+            for label, part in (("calls_1_3", made[:3]), ("calls_4_on", made[3:])):
+                if part:
+                    result[f"{strategy}_{label}"] = {
+                        "hits_mean": round(statistics.mean(c[0] for c in part), 2),
+                        "recall_at_10": round(statistics.mean(c[1] for c in part), 3),
+                        "p50_ms": round(statistics.median(c[2] for c in part), 2),
+                    }
+            result[f"{strategy}_ms_per_call"] = [round(c[2], 1) for c in made]
+        out[name] = result
+    return out
 
 
 async def _explain(uri: str, loaded: Loaded, query: list[float]) -> dict[str, Any]:
@@ -482,7 +576,8 @@ async def _explain(uri: str, loaded: Loaded, query: list[float]) -> dict[str, An
                 for statement in sets:
                     await conn.execute(statement)
                 rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
-            lines = [row[0] for row in rows]
+            # The query vector's literal (384 numbers) would drown the plan.
+            lines = [_LITERAL.sub("'[…]'", row[0]) for row in rows]
             plans[name] = {
                 "settings": sets,
                 "uses_hnsw": any("chunks_hnsw_" in line for line in lines),

@@ -1,0 +1,172 @@
+"""Compare Switchyard variants side by side: each variant is a folder holding `libs/` and
+`services/` (a copy of the tree with a change, or a checkout of another commit); every variant's
+stack runs at once against one mock, and the measurements are interleaved (variant A, B, A, B …),
+so a burst of other work on the machine hits every variant alike.
+
+    .venv/bin/python bench/compare.py base=/tmp/copy-of-main fix=. --reps 5
+
+Per variant (medians): c=1 latency p50 (wrk), c=16 throughput and CPU per request of each process
+(gateway, inference, NATS), time to first token of a 64-chunk stream at c=1, and CPU per streamed
+chunk of each process at c=16. CPU per request is the steadiest figure on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+from bench.stacks import ROOT, Stack, raised_fd_limit, start_mock, start_switchyard
+
+PACKAGES = ("libs/contracts", "libs/runtime", "services/gateway", "services/inference")
+PACKAGES_OPTIONAL = ("services/retrieval", "services/tools")
+
+
+def pythonpath(root: Path) -> str:
+    """A PYTHONPATH that imports Switchyard from `root` before the editable install."""
+    parts = [root / p / "src" for p in PACKAGES]
+    parts += [root / p / "src" for p in PACKAGES_OPTIONAL if (root / p / "src").is_dir()]
+    missing = [str(p) for p in parts if not p.is_dir()]
+    if missing:
+        raise SystemExit(f"not a Switchyard tree: {', '.join(missing)} missing")
+    return ":".join(str(p) for p in parts)
+
+
+class Compare(harness.Bench):
+    """A Bench whose targets are Switchyard variants."""
+
+    def __init__(self, args: argparse.Namespace, variants: dict[str, Path]) -> None:
+        super().__init__(args)
+        self.variants = variants
+        self.order: list[str] = []
+
+    def targets(self) -> list[Stack]:
+        """The variants' stacks, in command-line order."""
+        return [self.stacks[name] for name in self.order]
+
+    def start_variants(self) -> None:
+        """The mock and one Switchyard stack per variant."""
+        self.mock = start_mock(self.workdir, self.load_cores)
+        saved = os.environ.get("PYTHONPATH")
+        try:
+            for name, root in self.variants.items():
+                os.environ["PYTHONPATH"] = pythonpath(root)
+                workdir = self.workdir / name
+                workdir.mkdir(parents=True, exist_ok=True)
+                self.log(f"starting variant {name} from {root}")
+                stack = start_switchyard(workdir, self.mock.port, self.proxy_cores)
+                stack.name = name
+                self.stacks[name] = stack
+                self.order.append(name)
+                self.smoke(stack)
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = saved
+
+    def measure(self, reps: int, seconds: float) -> dict[str, dict[str, list[float]]]:
+        """Interleaved repetitions; every figure of every repetition."""
+        out: dict[str, dict[str, list[float]]] = {name: {} for name in self.order}
+
+        def add(name: str, key: str, value: float | None) -> None:
+            if value is not None:
+                out[name].setdefault(key, []).append(value)
+
+        for stack in self.targets():
+            self.wrk(stack, 16, 2, harness.PLAIN)
+        for rep in range(reps):
+            for stack in self.targets():
+                name = stack.name
+                r = self.wrk(stack, 1, seconds, harness.PLAIN)
+                add(name, "c1 latency p50 (ms)", r["p50_ms"])
+                r = self.wrk(stack, 16, seconds, harness.PLAIN)
+                add(name, "c16 requests/s", r["rps"])
+                add(name, "c16 CPU per request (ms)", r["cpu_ms_per_request"])
+                for proc, used in r["cpu_by_process_s"].items():
+                    add(name, f"  {proc} CPU per request (ms)", 1000 * used / r["requests"])
+                spec: dict[str, Any] = {
+                    "mode": "closed",
+                    "concurrency": 1,
+                    "duration": seconds / 2,
+                    "body": harness.STREAM64,
+                    "chunks": 64,
+                }
+                r = self.loadgen(stack, spec, timeout=seconds + 60)
+                add(name, "stream TTFT p50 (ms)", r["ttft_ms"].get("p50"))
+                with self.cpu().measure() as cpu:
+                    r = self.loadgen(stack, {**spec, "concurrency": 16}, timeout=seconds + 90)
+                chunks = r["chunks"] or 1
+                total = 0.0
+                for key, used in cpu["procs"].items():
+                    owner, proc = key.split("/", 1)
+                    if owner == name:
+                        total += used
+                        add(name, f"  {proc} CPU per chunk (µs)", 1e6 * used / chunks)
+                add(name, "stream CPU per chunk (µs)", 1e6 * total / chunks)
+                add(name, "chunks per CPU-second", chunks / total if total else None)
+            self.log(f"repetition {rep + 1}/{reps} done (load average {os.getloadavg()[0]:.1f})")
+        return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse NAME=PATH variants, run, print the medians and their ratio to the first variant."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="+", help="NAME=PATH (PATH holds libs/ and services/)")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each measurement")
+    parser.add_argument("--out", help="JSON file for every repetition's figures")
+    args = parser.parse_args(argv)
+    variants: dict[str, Path] = {}
+    for item in args.variants:
+        name, _, path = item.partition("=")
+        if not name or not path:
+            parser.error(f"expected NAME=PATH, got {item!r}")
+        variants[name] = Path(path).resolve()
+    harness.ensure_wrk()
+    bench_args = harness.parse_args(["--quick", "--targets", "direct"])
+    compare = Compare(bench_args, variants)
+    with contextlib.suppress(OSError, ValueError):
+        os.sched_setaffinity(0, {int(c) for c in compare.load_cores.split(",")})
+    with raised_fd_limit():
+        try:
+            compare.start_variants()
+            figures = compare.measure(args.reps, args.seconds)
+        finally:
+            compare.stop()
+    first = compare.order[0]
+    keys = list(figures[first])
+    width = max(len(k) for k in keys)
+    title = f"median of {args.reps}"
+    print(f"{title:<{width}}  " + "  ".join(f"{n:>16}" for n in compare.order))
+    for key in keys:
+        base = statistics.median(figures[first][key]) if figures[first].get(key) else None
+        cells = []
+        for name in compare.order:
+            values = figures[name].get(key)
+            if not values:
+                cells.append(f"{'–':>16}")
+                continue
+            value = statistics.median(values)
+            ratio = f" ({value / base:.2f}×)" if base and name != first else ""
+            cells.append(f"{value:>8.2f}{ratio:>8}")
+        print(f"{key:<{width}}  " + "  ".join(cells))
+    if args.out:
+        Path(args.out).write_text(
+            json.dumps({"variants": {k: str(v) for k, v in variants.items()}, "figures": figures})
+        )
+    print(f"logs: {compare.workdir.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
