@@ -27,7 +27,7 @@ class RetrievalSettings(ServiceSettings):
         ge=0,
         description="At most this many candidate chunks: exact search instead of HNSW.",
     )
-    default_ef_search: int = Field(default=40, ge=1, le=1000, description="HNSW ef_search.")
+    default_ef_search: int = Field(default=80, ge=1, le=1000, description="HNSW ef_search.")
     ingest_ack_wait: float = Field(
         default=30.0, gt=0, description="Seconds before an unacknowledged job is redelivered."
     )
