@@ -45,7 +45,7 @@ def start_service(name: str, env: dict[str, str], log_dir: Path) -> Service:
 
 
 def wait_http(
-    url: str, service: Service, timeout: float = 60.0, headers: dict[str, str] | None = None
+    url: str, service: Service, timeout: float = 180.0, headers: dict[str, str] | None = None
 ) -> None:
     """Poll `url` until it answers 200 (fail early if the process died)."""
     deadline = time.monotonic() + timeout

@@ -50,7 +50,7 @@ def stop_process(
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(5)
+            proc.wait(30)  # a process busy loading a model can take a moment to reap
     return proc.returncode
 
 
