@@ -17,12 +17,11 @@ its own, with its headers and parsed body.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from tests.support.loopback import LoopbackServer
 
 TEXT = "Hello from the fake Anthropic API, streamed in pieces."
 TOOL_PREAMBLE = "Let me check."
@@ -65,57 +64,27 @@ def _status(code: int, reason: str, body: dict[str, Any], extra: bytes = b"") ->
     )
 
 
-class FakeAnthropic:
+class FakeAnthropic(LoopbackServer):
     """The fake Messages API, serving on 127.0.0.1 from its own thread and event loop."""
 
+    name = "fake-anthropic"
+
     def __init__(self) -> None:
+        super().__init__()
         self.calls: dict[str, Call] = {}
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fake-anthropic", daemon=True)
 
-    @property
-    def base_url(self) -> str:
-        """The base URL, like `https://api.anthropic.com/v1`."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> FakeAnthropic:
-        """Start serving; returns once the port is bound."""
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake Anthropic API did not start")
-        return self
-
-    def stop(self) -> None:
-        """Stop the loop and its thread."""
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                _method, path, _ = lines[0].split(" ", 2)
-                headers = {
-                    k.strip().lower(): v.strip()
-                    for k, _, v in (line.partition(":") for line in lines[1:] if line)
-                }
-                body = orjson.loads(await reader.readexactly(int(headers.get("content-length", 0))))
-                call = Call(path=path, headers=headers, body=body)
-                self.calls[_marker(body)] = call
-                if not await self._respond(call, writer):
-                    break
-        writer.close()
+    async def serve(
+        self,
+        path: str,
+        headers: dict[str, str],
+        body: Any,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Record the call, then answer as its upstream model name says."""
+        call = Call(path=path, headers=headers, body=body)
+        self.calls[_marker(body)] = call
+        return await self._respond(call, writer)
 
     async def _respond(self, call: Call, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection was dropped."""

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from tests.support.loopback import LoopbackServer
 
 OK_TEXT = "Hello from the fake provider, five words."
 SLOW_SECONDS = 3.0
@@ -59,63 +59,32 @@ def _marker(body: dict[str, Any]) -> str:
     return prompt if isinstance(prompt, str) else ""
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """The fake provider, serving on 127.0.0.1 from its own thread and event loop."""
 
+    name = "fake-openai"
+
     def __init__(self) -> None:
+        super().__init__()
         self.calls: dict[str, Call] = {}
         self.history: defaultdict[str, list[Call]] = defaultdict(list)
         self.counts: Counter[str] = Counter()
         self.modes: dict[str, str] = {}
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fake-openai", daemon=True)
 
-    @property
-    def base_url(self) -> str:
-        """The OpenAI-style base URL."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> FakeOpenAI:
-        """Start serving; returns once the port is bound."""
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake provider did not start")
-        return self
-
-    def stop(self) -> None:
-        """Stop the loop and its thread."""
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                _method, path, _ = lines[0].split(" ", 2)
-                headers = {
-                    k.strip().lower(): v.strip()
-                    for k, _, v in (line.partition(":") for line in lines[1:] if line)
-                }
-                body = orjson.loads(await reader.readexactly(int(headers.get("content-length", 0))))
-                call = Call(path=path, model=str(body.get("model")), body=body)
-                self.calls[_marker(body)] = call
-                self.history[_marker(body)].append(call)
-                self.counts[call.model] += 1
-                keep_open = await self._respond(call, reader, writer)
-                if not keep_open:
-                    break
-        writer.close()
+    async def serve(
+        self,
+        path: str,
+        headers: dict[str, str],
+        body: Any,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Record the call, then answer as its upstream model name says."""
+        call = Call(path=path, model=str(body.get("model")), body=body)
+        self.calls[_marker(body)] = call
+        self.history[_marker(body)].append(call)
+        self.counts[call.model] += 1
+        return await self._respond(call, reader, writer)
 
     async def _respond(
         self, call: Call, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
