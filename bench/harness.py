@@ -69,6 +69,7 @@ class Plan:
     profile_s: float
     soak: dict[str, int] = field(default_factory=dict)
     soak_progress: int = 1000
+    fresh_soak: bool = True  # restart each proxy before its soak (a clean heap)
 
 
 FULL = Plan(
@@ -102,6 +103,7 @@ QUICK = Plan(
     profile_s=5,
     soak={"switchyard": 1500, "litellm": 300},
     soak_progress=250,
+    fresh_soak=False,
 )
 
 
@@ -189,6 +191,7 @@ class Bench:
         self.deadline = self.started + self.plan.budget_s
         self.workdir = BENCH / ".work" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        prune_workdirs(self.workdir.parent, keep=10)
         self.stacks: dict[str, Stack] = {}
         self.mock: Stack | None = None
         self.launches: dict[str, int] = {}
@@ -538,6 +541,7 @@ class Bench:
                 {
                     "mode": "closed",
                     "concurrency": 4,  # 400 chunks/s in all: light load, four times the samples
+                    "stagger": 0.64,  # clients start a quarter-stream apart: no queued requests
                     "duration": self.plan.paced_s,
                     "body": PACED10,
                     "chunks": 64,
@@ -697,8 +701,10 @@ class Bench:
         for i, earlier in enumerate(order):
             # A fresh process: a heap already grown by the earlier scenarios (1,000 streams)
             # would absorb a slow leak without any RSS growth.
-            self.log(f"memory soak: restarting {earlier.name} for a fresh heap")
-            stack = self.relaunch(earlier)
+            stack = earlier
+            if self.plan.fresh_soak:
+                self.log(f"memory soak: restarting {earlier.name} for a fresh heap")
+                stack = self.relaunch(earlier)
             count = self.plan.soak[stack.name]
             # Leave time for the later soaks (at their c=16 rate) and for stopping everything.
             reserve = 15 + sum(
@@ -728,6 +734,7 @@ class Bench:
             samples.append({"requests": r["requests"], **_mib(stack.rss())})
             stack.check_alive()
             out[stack.name] = {
+                "fresh_process": self.plan.fresh_soak,
                 "fresh_rss_mib": _mib(stack.idle_rss),
                 "requested": count,
                 "done": r["requests"],
@@ -794,6 +801,18 @@ class Bench:
             name = key.split("/", 1)[0]
             per[name] = per.get(name, 0.0) + used
         return {k: round(100 * v / seconds, 2) for k, v in per.items()}
+
+
+def prune_workdirs(folder: Path, keep: int) -> None:
+    """Delete all but the `keep` newest run folders (named like 20260101-120000) under `folder`:
+    each keeps the services' logs, tens of MB for a full run."""
+    import re
+    import shutil
+
+    pattern = re.compile(r"\d{8}-\d{6}")
+    runs = sorted(p for p in folder.iterdir() if p.is_dir() and pattern.fullmatch(p.name))
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _get(data: Any, *path: str) -> Any:
@@ -947,9 +966,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(args)
     with raised_fd_limit():
         results = bench.run()
+    results["meta"]["command"] = " ".join(["bench/run.py", *(argv or sys.argv[1:])])
     out = Path(args.out)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    table = report.render(results, command=" ".join(["bench/run.py", *(argv or sys.argv[1:])]))
+    table = report.render(results)
     out.with_suffix(".md").write_text(table)
     print(table)
     print(f"results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")

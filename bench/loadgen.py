@@ -12,9 +12,9 @@ Modes (`spec["mode"]`):
   omission). `send_lag` says how late the generator itself sent requests.
 - `closed`: `concurrency` clients, each sending requests back to back for `duration` seconds (or
   `count` requests in all; with `progress_every`, a `PROGRESS <n> <s>` line goes to stderr each
-  time `n` requests were issued). Streamed requests are measured per chunk: time to first token,
-  gaps between content chunks and each chunk's one-way latency (the mock writes its
-  CLOCK_MONOTONIC time into each chunk).
+  time `n` requests were issued; with `stagger` seconds, client i starts `stagger * i / n` late).
+  Streamed requests are measured per chunk: time to first token, gaps between content chunks and
+  each chunk's one-way latency (the mock writes its CLOCK_MONOTONIC time into each chunk).
 - `open`: `count` streams opened at once (within `ramp` seconds), each must finish with
   `data: [DONE]` and `chunks` content chunks; reports errors and the peak of streams open at once.
 """
@@ -376,9 +376,12 @@ async def run_closed(spec: dict[str, Any]) -> dict[str, Any]:
     issued = 0
 
     progress = int(spec.get("progress_every", 0))
+    stagger = float(spec.get("stagger", 0))
 
-    async def client() -> None:
+    async def client(index: int) -> None:
         nonlocal issued
+        if stagger:
+            await asyncio.sleep(stagger * index / concurrency)
         while time.monotonic() < stop_at and (not count or issued < count):
             issued += 1
             if progress and issued % progress == 0:
@@ -395,7 +398,7 @@ async def run_closed(spec: dict[str, Any]) -> dict[str, Any]:
                 continue
             latencies.append((time.monotonic_ns() - began) / 1e6)
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
     elapsed = time.monotonic() - start
     pool.close()
     result: dict[str, Any] = {
