@@ -102,3 +102,17 @@ def test_breaker_opens_on_failure_ratio() -> None:
         else:
             breaker.record_success()
     assert state_of(breaker) is BreakerState.OPEN
+
+
+def test_windows_forget_old_events_without_being_asked() -> None:
+    """A healthy deployment only adds successes; the windows must not grow without bound."""
+    breaker = CircuitBreaker(Resilience(breaker_window=0.05))
+    budget = RetryBudget(Resilience(retry_budget_window=0.05))
+    for _ in range(1000):
+        breaker.record_success()
+        budget.record_request()
+    time.sleep(0.06)
+    breaker.record_success()
+    budget.record_request()
+    assert len(breaker._calls._events) == 1
+    assert len(budget._requests._events) == 1

@@ -64,12 +64,16 @@ class _Window:
 
     def add(self, now: float) -> None:
         self._events.append(now)
+        self._prune(now)  # on every add: a healthy deployment never calls count()
 
     def count(self, now: float) -> int:
+        self._prune(now)
+        return len(self._events)
+
+    def _prune(self, now: float) -> None:
         horizon = now - self.seconds
         while self._events and self._events[0] < horizon:
             self._events.popleft()
-        return len(self._events)
 
 
 class RetryBudget:

@@ -74,6 +74,7 @@ class OpenAIProvider:
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
             http2=False,
         )
+        self._draining: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -156,37 +157,55 @@ class OpenAIProvider:
             pool=deployment.connect_timeout,
         )
         url = f"{deployment.base_url.rstrip('/')}/{path}"
+        request_http = self._client.build_request(
+            "POST",
+            url,
+            content=_payload(request, deployment, request.model),
+            headers=headers,
+            timeout=timeout,
+        )
         try:
-            async with self._client.stream(
-                "POST",
-                url,
-                content=_payload(request, deployment, request.model),
-                headers=headers,
-                timeout=timeout,
-            ) as response:
-                if response.status_code != 200:
-                    body = await response.aread()
-                    raise _status_error(
-                        response.status_code, body, response.headers.get("retry-after")
-                    )
-                require_event_stream(response)
-                lines = response.aiter_lines()
-                async for event in _parse_sse(lines, chat=chat):
-                    if isinstance(event, Finish):
-                        await _drain(lines)
-                    yield event
+            response = await self._client.send(request_http, stream=True)
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
+        handed_off = False
+        try:
+            if response.status_code != 200:
+                body = await response.aread()
+                raise _status_error(response.status_code, body, response.headers.get("retry-after"))
+            require_event_stream(response)
+            lines = response.aiter_lines()
+            async for event in _parse_sse(lines, chat=chat):
+                if isinstance(event, Finish):
+                    # Hand the rest of the body (the chunked terminator after [DONE]) to a
+                    # background reader, so the connection returns to the pool without delaying
+                    # the answer's end.
+                    handed_off = True
+                    self._drain_later(response, lines)
+                yield event
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from exc
+        finally:
+            if not handed_off:
+                await response.aclose()
+
+    def _drain_later(self, response: httpx.Response, lines: AsyncIterator[str]) -> None:
+        task = asyncio.create_task(_drain(response, lines))
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
 
 
-async def _drain(lines: AsyncIterator[str], timeout: float = 1.0) -> None:
-    """Read what follows `[DONE]` (the end of the chunked body), so the connection goes back to
-    the pool instead of being closed: a new TCP connection per request costs more than the rest
-    of the call."""
-    with contextlib.suppress(TimeoutError, httpx.HTTPError):
-        async with asyncio.timeout(timeout):
-            async for _ in lines:
-                pass
+async def _drain(response: httpx.Response, lines: AsyncIterator[str], timeout: float = 1.0) -> None:
+    """Read what follows `[DONE]`, then close: a fully read response returns its connection to
+    the pool, and a new TCP connection per request costs more than the rest of the call."""
+    try:
+        with contextlib.suppress(TimeoutError, httpx.HTTPError):
+            async with asyncio.timeout(timeout):
+                async for _ in lines:
+                    pass
+    finally:
+        with contextlib.suppress(httpx.HTTPError):
+            await response.aclose()
 
 
 def _tool_call_deltas(raw: Any) -> list[ToolCallDelta] | None:
