@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+import orjson
+
 from switchyard.runtime.telemetry import trace_id_hex
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -46,7 +48,10 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        try:
+            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # what orjson cannot encode (a 65-bit integer, say)
+            return json.dumps(entry, default=str)
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:

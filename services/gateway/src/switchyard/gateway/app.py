@@ -7,11 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from switchyard.gateway.auth import KeyTable
 from switchyard.gateway.collections import router as collections_router
 from switchyard.gateway.config import GatewaySettings
 from switchyard.gateway.errors import install_error_handlers
+from switchyard.gateway.fastlane import FastLane
 from switchyard.gateway.ingest import Ingestion
 from switchyard.gateway.middleware import RequestContext
 from switchyard.gateway.relay import Relay
@@ -24,8 +26,9 @@ from switchyard.runtime.metrics import serve_metrics
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    """Build the gateway application."""
+def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
+    """Build the gateway application: the FastAPI app inside the request-context layer, which
+    hands the hot routes to the fast lane."""
     settings = settings or GatewaySettings()
 
     @contextlib.asynccontextmanager
@@ -64,5 +67,4 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(collections_router)
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
-    return app
+    return RequestContext(app, settings.max_body_bytes, FastLane(app))

@@ -28,20 +28,39 @@ class KeyTable:
         return self._tenants.get(_digest(key))
 
 
+def authenticate(keys: KeyTable, scheme: str | None, key: str | None) -> str:
+    """The tenant of a bearer key, or a 401 error (`scheme` and `key` from the Authorization
+    header; either is None when the header is missing or not of that shape)."""
+    if scheme is None or key is None or scheme.lower() != "bearer":
+        raise SwitchyardError(
+            ErrorCode.UNAUTHORIZED, "Missing API key: send 'Authorization: Bearer <key>'."
+        )
+    tenant = keys.tenant(key)
+    if tenant is None:
+        raise SwitchyardError(ErrorCode.UNAUTHORIZED, "Invalid API key.")
+    return tenant
+
+
+def bearer_parts(authorization: str | None) -> tuple[str | None, str | None]:
+    """`(scheme, credentials)` of an Authorization header value, as `HTTPBearer` reads it."""
+    if not authorization:
+        return None, None
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if not scheme or not credentials:
+        return None, None
+    return scheme, credentials
+
+
 async def tenant_of(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     """The tenant of the request's bearer key, or a 401 error."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise SwitchyardError(
-            ErrorCode.UNAUTHORIZED, "Missing API key: send 'Authorization: Bearer <key>'."
-        )
     keys: KeyTable = request.app.state.keys
-    tenant = keys.tenant(credentials.credentials)
-    if tenant is None:
-        raise SwitchyardError(ErrorCode.UNAUTHORIZED, "Invalid API key.")
-    return tenant
+    if credentials is None:
+        return authenticate(keys, None, None)
+    return authenticate(keys, credentials.scheme, credentials.credentials)
 
 
 Tenant = Annotated[str, Depends(tenant_of)]

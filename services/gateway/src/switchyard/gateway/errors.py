@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -93,8 +94,8 @@ def _param(loc: tuple[int | str, ...]) -> str | None:
     return ".".join(parts) or None
 
 
-def _validation_error(exc: RequestValidationError) -> Response:
-    errors = list(exc.errors())
+def validation_error(errors: Sequence[Any]) -> Response:
+    """The 400 answer to a body that failed validation (pydantic's or FastAPI's error list)."""
     if not errors:
         return error_response(ErrorBody.of(ErrorCode.INVALID_REQUEST, "invalid request"))
     # Of a union's alternatives, report the one that says most: a range or length error beats
@@ -110,6 +111,14 @@ def _validation_error(exc: RequestValidationError) -> Response:
     message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg"))
     details = [{"param": _param(tuple(e.get("loc", ()))), "msg": e.get("msg")} for e in errors[:10]]
     return error_response(ErrorBody.of(ErrorCode.INVALID_REQUEST, message, errors=details), param)
+
+
+def unexpected_error(exc: BaseException) -> Response:
+    """A bug: logged with its stack trace, answered with the envelope (never the trace)."""
+    log.error("unhandled error", exc_info=exc)
+    return error_response(
+        ErrorBody.of(ErrorCode.INTERNAL_ERROR, "internal error; it has been logged")
+    )
 
 
 _HTTP_CODES = {
@@ -130,7 +139,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return _validation_error(exc)
+        return validation_error(list(exc.errors()))
 
     async def on_http(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -142,10 +151,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     async def on_unexpected(_request: Request, exc: Exception) -> Response:
-        log.error("unhandled error", exc_info=exc)
-        return error_response(
-            ErrorBody.of(ErrorCode.INTERNAL_ERROR, "internal error; it has been logged")
-        )
+        return unexpected_error(exc)
 
     app.add_exception_handler(SwitchyardError, on_switchyard)
     app.add_exception_handler(RequestValidationError, on_validation)

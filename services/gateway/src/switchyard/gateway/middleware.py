@@ -1,4 +1,5 @@
-"""ASGI middleware: a request id and a trace on every request, and a bound on body size."""
+"""The gateway's outermost ASGI layer: a request id and a trace on every request, a bound on
+body size, and the hot routes handed to the fast lane (everything else to FastAPI)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchyard.contracts import ErrorBody, ErrorCode
 from switchyard.gateway.errors import openai_error
+from switchyard.gateway.fastlane import FastLane
 from switchyard.runtime.logging import request_id_var
 from switchyard.runtime.telemetry import context_from, trace_id_hex
 
@@ -20,9 +22,12 @@ class RequestContext:
     """Gives each HTTP request an id and a trace span (`x-request-id`, `x-trace-id` on the
     response; a client's W3C `traceparent` is honoured) and rejects huge bodies."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, fast_lane: FastLane | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.fast_lane = fast_lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -75,5 +80,8 @@ class RequestContext:
                 }
             )
             await send_with_id({"type": "http.response.body", "body": body})
+            return
+        if self.fast_lane is not None and (route := self.fast_lane.route(scope)) is not None:
+            await self.fast_lane(route, scope, receive, send_with_id)
             return
         await self.app(scope, receive, send_with_id)

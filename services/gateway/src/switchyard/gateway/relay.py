@@ -82,6 +82,10 @@ class Exchange:
             raise error
         return item
 
+    def ready(self) -> bool:
+        """Whether the next message has already arrived."""
+        return self._stream.ready()
+
     def close(self, reason: str = "client_disconnected") -> None:
         """Release the stream; if it has not ended, tell inference to stop."""
         if not self._stream.finished:

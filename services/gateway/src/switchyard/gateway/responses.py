@@ -122,25 +122,24 @@ async def sse_events(
     first: StreamItem,
     request: ChatCompletionRequest | CompletionRequest,
 ) -> AsyncGenerator[bytes, None]:
-    """The SSE body: OpenAI chunks, then `data: [DONE]`; a failure ends it with an error event."""
+    """The SSE body: OpenAI chunks, then `data: [DONE]`; a failure ends it with an error event.
+
+    Events whose messages have already arrived are written together (one write instead of one
+    per chunk when the upstream sends a burst); an event is never held back waiting for more.
+    """
     ident, obj = _ids(kind, exchange)
     obj = f"{obj}.chunk" if kind == "chat" else obj
     created = int(time.time())
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    # Every chunk shares these bytes: `{"id":…,"object":…,"created":…,"model":`
+    head = orjson.dumps({"id": ident, "object": obj, "created": created})[:-1] + b',"model":'
     sent = 0
+    pending: list[bytes] = []
     try:
         if (citations := _citations(first)) is not None:
             # Sources come first, as a chunk with no choices that SDKs pass through untouched.
-            yield _sse(
-                {
-                    "id": ident,
-                    "object": obj,
-                    "created": created,
-                    "model": first.model if isinstance(first, StreamChunk | StreamDone) else "",
-                    "choices": [],
-                    "citations": citations,
-                }
-            )
+            model = first.model if isinstance(first, StreamChunk | StreamDone) else ""
+            pending.append(_sse_chunk(head, model, {"choices": [], "citations": citations}))
         async for item in _items(exchange, first):
             if isinstance(item, StreamChunk):
                 if kind == "chat":
@@ -148,16 +147,11 @@ async def sse_events(
                     choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
                 else:
                     choice = {"index": 0, "text": item.delta.content or "", "finish_reason": None}
-                yield _sse(
-                    {
-                        "id": ident,
-                        "object": obj,
-                        "created": created,
-                        "model": item.model,
-                        "choices": [choice],
-                    }
-                )
+                pending.append(_sse_chunk(head, item.model, {"choices": [choice]}))
                 sent += 1
+                if not exchange.ready():
+                    yield b"".join(pending)
+                    pending.clear()
                 continue
             assert isinstance(item, StreamDone)
             last: dict[str, Any] = (
@@ -165,36 +159,28 @@ async def sse_events(
                 if kind == "chat"
                 else {"index": 0, "text": "", "finish_reason": item.finish_reason}
             )
-            yield _sse(
-                {
-                    "id": ident,
-                    "object": obj,
-                    "created": created,
-                    "model": item.model,
-                    "choices": [last],
-                }
-            )
+            pending.append(_sse_chunk(head, item.model, {"choices": [last]}))
             if include_usage:
-                yield _sse(
-                    {
-                        "id": ident,
-                        "object": obj,
-                        "created": created,
-                        "model": item.model,
-                        "choices": [],
-                        "usage": item.usage.model_dump(exclude_none=True),
-                    }
-                )
-            yield b"data: [DONE]\n\n"
+                usage = item.usage.model_dump(exclude_none=True)
+                pending.append(_sse_chunk(head, item.model, {"choices": [], "usage": usage}))
+            pending.append(b"data: [DONE]\n\n")
+            yield b"".join(pending)
+            pending.clear()
     except SwitchyardError as exc:
         log.warning("stream failed after %d chunks: %s", sent, exc.body.message)
-        yield _sse(openai_error(exc.body, partial=sent > 0))
+        pending.append(_sse(openai_error(exc.body, partial=sent > 0)))
+        yield b"".join(pending)
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("stream relay crashed")
-        yield _sse(
-            openai_error(ErrorBody.of(ErrorCode.INTERNAL_ERROR, "internal error"), partial=sent > 0)
-        )
+        error = ErrorBody.of(ErrorCode.INTERNAL_ERROR, "internal error")
+        pending.append(_sse(openai_error(error, partial=sent > 0)))
+        yield b"".join(pending)
     finally:
         exchange.close()
+
+
+def _sse_chunk(head: bytes, model: str, rest: dict[str, Any]) -> bytes:
+    """One `chat.completion.chunk` event: the shared head, the model, then `rest`'s fields."""
+    return b"data: " + head + orjson.dumps(model) + b"," + orjson.dumps(rest)[1:] + b"\n\n"

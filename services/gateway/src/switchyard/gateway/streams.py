@@ -49,6 +49,10 @@ class ReplyStream:
         """Stop routing replies here."""
         self._on_close()
 
+    def ready(self) -> bool:
+        """Whether a message is already waiting (so `next` returns without waiting)."""
+        return not self._queue.empty()
+
     async def next(self, timeout: float) -> StreamItem:
         """The next message; raises `TimeoutError` when none arrives within `timeout` seconds."""
         if self._queue.empty():

@@ -344,9 +344,10 @@ class Generations:
         if isinstance(message, ChatRequestMessage) and message.body.rag is not None:
             message = await self._ground(message, message.body.rag, writer)
             grounded = True
-        cache, key = self._cache, cache_key(message, model)
+        cache = self._cache
         # A grounded answer depends on the collections' current content: never reuse it.
         store = cache is not None and cacheable(message) and not grounded
+        key = cache_key(message, model) if store else ""
         if cache is not None and store:
             cached = await cache.get(key)
             if cached is not None:

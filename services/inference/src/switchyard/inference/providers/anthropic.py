@@ -1,4 +1,4 @@
-"""Anthropic's Messages API (`POST /v1/messages`) through httpx.
+"""Anthropic's Messages API (`POST /v1/messages`).
 
 OpenAI-shaped requests are mapped to Messages requests (system prompt at the top level, tool calls
 and results as content blocks), and the Messages event stream is parsed incrementally back into
@@ -13,7 +13,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 
 from switchyard.contracts import (
@@ -35,6 +34,7 @@ from switchyard.contracts.openai import (
 )
 from switchyard.inference.config import Deployment
 from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
+from switchyard.inference.providers.client import Client, HTTPError
 from switchyard.inference.providers.http import require_event_stream, transport_error
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
@@ -262,10 +262,8 @@ def completion_body(request: CompletionRequest, deployment: Deployment) -> Json:
 class AnthropicProvider:
     """Adapter for Anthropic's Messages API."""
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-        )
+    def __init__(self, client: Client | None = None) -> None:
+        self._client = client or Client()
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -296,27 +294,24 @@ class AnthropicProvider:
         }
         if deployment.api_key_env and (key := os.environ.get(deployment.api_key_env)):
             headers["x-api-key"] = key
-        timeout = httpx.Timeout(
-            connect=deployment.connect_timeout,
-            read=max(deployment.first_token_timeout, deployment.idle_timeout),
-            write=deployment.connect_timeout,
-            pool=deployment.connect_timeout,
-        )
         url = f"{(deployment.base_url or DEFAULT_BASE_URL).rstrip('/')}/messages"
         try:
-            async with self._client.stream(
-                "POST", url, content=payload, headers=headers, timeout=timeout
+            async with await self._client.stream(
+                "POST",
+                url,
+                content=payload,
+                headers=headers,
+                connect_timeout=deployment.connect_timeout,
+                read_timeout=max(deployment.first_token_timeout, deployment.idle_timeout),
             ) as response:
-                if response.status_code != 200:
+                if response.status != 200:
                     raise _status_error(
-                        response.status_code,
-                        await response.aread(),
-                        response.headers.get("retry-after"),
+                        response.status, await response.read(), response.headers.get("retry-after")
                     )
                 require_event_stream(response)
-                async for event in _translate(_sse_events(response.aiter_lines())):
+                async for event in _translate(_sse_events(response.lines())):
                     yield event
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             raise transport_error(exc) from exc
 
 

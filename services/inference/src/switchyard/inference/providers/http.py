@@ -1,26 +1,23 @@
-"""HTTP plumbing shared by the provider adapters that call a remote API through httpx."""
+"""HTTP plumbing shared by the provider adapters that call a remote API (through `client`)."""
 
 from __future__ import annotations
 
-import httpx
-
 from switchyard.contracts import ErrorCode, SwitchyardError
+from switchyard.inference.providers.client import ConnectError, HTTPError, Response, Timeout
 
 
-def transport_error(exc: httpx.HTTPError) -> SwitchyardError:
+def transport_error(exc: HTTPError) -> SwitchyardError:
     """The error of an HTTP failure that produced no status: timeout, refused, broken."""
-    if isinstance(exc, httpx.TimeoutException):
-        return SwitchyardError(
-            ErrorCode.PROVIDER_TIMEOUT, f"upstream timed out ({type(exc).__name__})"
-        )
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, Timeout):
+        return SwitchyardError(ErrorCode.PROVIDER_TIMEOUT, f"upstream timed out: {exc}")
+    if isinstance(exc, ConnectError):
         return SwitchyardError(ErrorCode.PROVIDER_UNAVAILABLE, f"cannot connect to upstream: {exc}")
     return SwitchyardError(
         ErrorCode.PROVIDER_ERROR, f"upstream connection failed: {type(exc).__name__}: {exc}"
     )
 
 
-def require_event_stream(response: httpx.Response) -> None:
+def require_event_stream(response: Response) -> None:
     """A 200 that is not a server-sent event stream is a malformed answer."""
     ctype = response.headers.get("content-type", "")
     if not ctype.startswith("text/event-stream"):

@@ -1,17 +1,14 @@
-"""Any OpenAI-compatible HTTP endpoint (OpenAI, vLLM, Ollama, llama.cpp server …) through httpx.
+"""Any OpenAI-compatible HTTP endpoint (OpenAI, vLLM, Ollama, llama.cpp server …).
 
 Streams are parsed incrementally: each SSE `data:` line becomes a delta as soon as it arrives.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from switchyard.contracts import (
@@ -26,6 +23,7 @@ from switchyard.inference.config import Deployment
 from switchyard.inference.embeddings.result import Embedded
 from switchyard.inference.embeddings.upstream import embeddings_payload, parse_embeddings
 from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
+from switchyard.inference.providers.client import Client, HTTPError
 from switchyard.inference.providers.http import require_event_stream, transport_error
 
 _STATUS_CODES: dict[int, ErrorCode] = {
@@ -69,12 +67,8 @@ def _payload(
 class OpenAIProvider:
     """Adapter for OpenAI-compatible `/chat/completions` and `/completions`."""
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-            http2=False,
-        )
-        self._draining: set[asyncio.Task[None]] = set()
+    def __init__(self, client: Client | None = None) -> None:
+        self._client = client or Client()
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -110,32 +104,22 @@ class OpenAIProvider:
             dimensions: vector length to ask for, if the client chose one.
             user: the client's end-user id, passed through.
         """
-        if not deployment.base_url:
-            raise SwitchyardError(ErrorCode.INTERNAL_ERROR, "model deployment has no base_url")
-        headers = {"content-type": "application/json"}
-        if deployment.api_key_env and (key := os.environ.get(deployment.api_key_env)):
-            headers["authorization"] = f"Bearer {key}"
-        timeout = httpx.Timeout(
-            connect=deployment.connect_timeout,
-            read=deployment.first_token_timeout,
-            write=deployment.connect_timeout,
-            pool=deployment.connect_timeout,
-        )
         model = deployment.upstream_model or name
         try:
-            response = await self._client.post(
-                f"{deployment.base_url.rstrip('/')}/embeddings",
+            async with await self._client.stream(
+                "POST",
+                _url(deployment, "embeddings"),
                 content=embeddings_payload(texts, model, dimensions=dimensions, user=user),
-                headers=headers,
-                timeout=timeout,
-            )
-        except httpx.HTTPError as exc:
+                headers=_headers(deployment, "application/json"),
+                connect_timeout=deployment.connect_timeout,
+                read_timeout=deployment.first_token_timeout,
+            ) as response:
+                body = await response.read()
+        except HTTPError as exc:
             raise transport_error(exc) from exc
-        if response.status_code != 200:
-            raise _status_error(
-                response.status_code, response.content, response.headers.get("retry-after")
-            )
-        return parse_embeddings(response.content, len(texts))
+        if response.status != 200:
+            raise _status_error(response.status, body, response.headers.get("retry-after"))
+        return parse_embeddings(body, len(texts))
 
     async def _stream(
         self,
@@ -145,67 +129,48 @@ class OpenAIProvider:
         *,
         chat: bool,
     ) -> AsyncGenerator[ProviderEvent, None]:
-        if not deployment.base_url:
-            raise SwitchyardError(ErrorCode.INTERNAL_ERROR, "model deployment has no base_url")
-        headers = {"content-type": "application/json", "accept": "text/event-stream"}
-        if deployment.api_key_env and (key := os.environ.get(deployment.api_key_env)):
-            headers["authorization"] = f"Bearer {key}"
-        timeout = httpx.Timeout(
-            connect=deployment.connect_timeout,
-            read=max(deployment.first_token_timeout, deployment.idle_timeout),
-            write=deployment.connect_timeout,
-            pool=deployment.connect_timeout,
-        )
-        url = f"{deployment.base_url.rstrip('/')}/{path}"
-        request_http = self._client.build_request(
-            "POST",
-            url,
-            content=_payload(request, deployment, request.model),
-            headers=headers,
-            timeout=timeout,
-        )
+        url = _url(deployment, path)
         try:
-            response = await self._client.send(request_http, stream=True)
-        except httpx.HTTPError as exc:
+            response = await self._client.stream(
+                "POST",
+                url,
+                content=_payload(request, deployment, request.model),
+                headers=_headers(deployment, "text/event-stream"),
+                connect_timeout=deployment.connect_timeout,
+                read_timeout=max(deployment.first_token_timeout, deployment.idle_timeout),
+            )
+        except HTTPError as exc:
             raise transport_error(exc) from exc
-        handed_off = False
         try:
-            if response.status_code != 200:
-                body = await response.aread()
-                raise _status_error(response.status_code, body, response.headers.get("retry-after"))
+            if response.status != 200:
+                body = await response.read()
+                raise _status_error(response.status, body, response.headers.get("retry-after"))
             require_event_stream(response)
-            lines = response.aiter_lines()
-            async for event in _parse_sse(lines, chat=chat):
+            async for event in _parse_sse(response.lines(), chat=chat):
                 if isinstance(event, Finish):
-                    # Hand the rest of the body (the chunked terminator after [DONE]) to a
-                    # background reader, so the connection returns to the pool without delaying
-                    # the answer's end.
-                    handed_off = True
-                    self._drain_later(response, lines)
+                    # What follows [DONE] (the chunked terminator) may still be on its way: let
+                    # it arrive in the background, so the connection returns to the pool without
+                    # delaying the answer's end (a new TCP connection per request costs more
+                    # than the rest of the call).
+                    response.linger()
                 yield event
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             raise transport_error(exc) from exc
         finally:
-            if not handed_off:
-                await response.aclose()
-
-    def _drain_later(self, response: httpx.Response, lines: AsyncIterator[str]) -> None:
-        task = asyncio.create_task(_drain(response, lines))
-        self._draining.add(task)
-        task.add_done_callback(self._draining.discard)
+            response.release()  # an unfinished response closes its connection: upstream stops
 
 
-async def _drain(response: httpx.Response, lines: AsyncIterator[str], timeout: float = 1.0) -> None:
-    """Read what follows `[DONE]`, then close: a fully read response returns its connection to
-    the pool, and a new TCP connection per request costs more than the rest of the call."""
-    try:
-        with contextlib.suppress(TimeoutError, httpx.HTTPError):
-            async with asyncio.timeout(timeout):
-                async for _ in lines:
-                    pass
-    finally:
-        with contextlib.suppress(httpx.HTTPError):
-            await response.aclose()
+def _url(deployment: Deployment, path: str) -> str:
+    if not deployment.base_url:
+        raise SwitchyardError(ErrorCode.INTERNAL_ERROR, "model deployment has no base_url")
+    return f"{deployment.base_url.rstrip('/')}/{path}"
+
+
+def _headers(deployment: Deployment, accept: str) -> dict[str, str]:
+    headers = {"content-type": "application/json", "accept": accept}
+    if deployment.api_key_env and (key := os.environ.get(deployment.api_key_env)):
+        headers["authorization"] = f"Bearer {key}"
+    return headers
 
 
 def _tool_call_deltas(raw: Any) -> list[ToolCallDelta] | None:
