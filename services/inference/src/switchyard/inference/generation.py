@@ -328,7 +328,8 @@ class Generations:
                 "outcome": "ok" if error is None else error.code.value,
             },
         )
-        self._spawn(self._publish_usage(message, model, writer, outcome, error, started))
+        # Right after the stream's end, before this task yields: both leave in one NATS write.
+        await self._publish_usage(message, model, writer, outcome, error, started)
 
     async def _answer(
         self,
@@ -549,29 +550,34 @@ class Generations:
     ) -> Finish:
         """One call to one deployment, its chunks relayed as they arrive."""
         stream = self._stream(message, model, deployment)
+        loop = asyncio.get_running_loop()
+        limit = deployment.first_token_timeout
         async with contextlib.aclosing(stream):
-            while True:
-                first = not writer.started
-                limit = deployment.first_token_timeout if first else deployment.idle_timeout
-                try:
-                    async with asyncio.timeout(limit):
-                        event = await anext(stream)
-                except TimeoutError:
-                    what = "first token" if first else "next chunk"
-                    raise SwitchyardError(
-                        ErrorCode.PROVIDER_TIMEOUT,
-                        f"{deployment.name} sent no {what} within {limit:g}s",
-                        timeout=limit,
-                    ) from None
-                except StopAsyncIteration:
-                    raise SwitchyardError(
-                        ErrorCode.PROVIDER_ERROR, "provider stream ended without finishing"
-                    ) from None
-                if isinstance(event, Finish):
-                    return event
-                if first:
-                    outcome.first_token_at = time.monotonic()
-                await writer.chunk(model, event)
+            # One timer for the whole call, moved on after each event (cheaper than a timeout
+            # context per chunk): first-token bound, then the idle bound between chunks.
+            try:
+                async with asyncio.timeout_at(loop.time() + limit) as timer:
+                    while True:
+                        try:
+                            event = await anext(stream)
+                        except StopAsyncIteration:
+                            raise SwitchyardError(
+                                ErrorCode.PROVIDER_ERROR, "provider stream ended without finishing"
+                            ) from None
+                        if isinstance(event, Finish):
+                            return event
+                        if not writer.started:
+                            outcome.first_token_at = time.monotonic()
+                            limit = deployment.idle_timeout
+                        await writer.chunk(model, event)
+                        timer.reschedule(loop.time() + limit)
+            except TimeoutError:
+                what = "first token" if not writer.started else "next chunk"
+                raise SwitchyardError(
+                    ErrorCode.PROVIDER_TIMEOUT,
+                    f"{deployment.name} sent no {what} within {limit:g}s",
+                    timeout=limit,
+                ) from None
 
     async def _publish_usage(
         self,
