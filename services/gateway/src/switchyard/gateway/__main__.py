@@ -4,14 +4,12 @@ import uvicorn
 
 from switchyard.gateway.app import create_app
 from switchyard.gateway.config import GatewaySettings
-from switchyard.gateway.server import GatewayHttpProtocol
 from switchyard.runtime.logging import setup_logging
 from switchyard.runtime.telemetry import setup_tracing
 
 
 def main() -> None:
-    """Serve the gateway with uvicorn (uvloop + httptools, writes coalesced); SIGTERM drains
-    in-flight requests."""
+    """Serve the gateway with uvicorn (uvloop + httptools); SIGTERM drains in-flight requests."""
     settings = GatewaySettings()
     setup_logging("gateway", settings.log_level)
     setup_tracing("gateway")
@@ -20,7 +18,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=GatewayHttpProtocol,
+        http="httptools",
         log_config=None,
         access_log=False,
         server_header=False,
