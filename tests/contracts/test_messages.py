@@ -130,3 +130,15 @@ def test_subject_names() -> None:
         assert version.startswith("v")
         assert domain
         assert action
+
+
+def test_batched_chunk_round_trips_and_lists_its_fragments() -> None:
+    message = StreamChunk(
+        **HEAD, seq=3, model="m", delta=Delta(content="a"), more=[Delta(content="b")]
+    )
+    decoded = STREAM_MESSAGE.validate_json(message.model_dump_json(exclude_none=True))
+    assert isinstance(decoded, StreamChunk)
+    assert [d.content for d in decoded.fragments()] == ["a", "b"]
+    single = StreamChunk(**HEAD, seq=0, model="m", delta=Delta(content="x"))
+    assert single.fragments() == [Delta(content="x")]
+    assert ChatRequestMessage(**HEAD, body=chat()).batch is False  # old requesters get singles

@@ -7,6 +7,7 @@ scripts it, so the gateway's own timeouts, gap checks and cancel announcements a
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
@@ -193,3 +194,41 @@ async def test_request_carries_envelope_and_deadline(
     assert request.tenant_id == "default"
     assert request.request_id == response.headers["x-request-id"]
     assert 5 < request.remaining() <= 7
+
+
+async def test_batched_fragments_become_one_sse_event_each(
+    lone_http: httpx.AsyncClient, nc: Client
+) -> None:
+    async def burst(nc: Client, req: ChatRequestMessage, reply: str) -> None:
+        first = StreamChunk(
+            **req.header(),
+            seq=0,
+            model="m",
+            delta=Delta(role="assistant", content="a"),
+            more=[Delta(content="b"), Delta(content="c")],
+        )
+        second = StreamChunk(
+            **req.header(), seq=1, model="m", delta=Delta(content="d"), more=[Delta(content="e")]
+        )
+        done = StreamDone(
+            **req.header(), seq=2, model="m", finish_reason="stop", usage=Usage(total_tokens=5)
+        )
+        for message in (first, second, done):
+            await nc.publish(reply, message.model_dump_json().encode())
+
+    async with FakeInference(nc, burst) as fake:
+        response = await lone_http.post("/v1/chat/completions", json={**BODY, "stream": True})
+        plain = await lone_http.post("/v1/chat/completions", json=BODY)
+    assert all(request.batch for request in fake.requests)  # the gateway asks for batches
+    events = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    deltas = [json.loads(e)["choices"][0]["delta"] for e in events[:-2]]
+    assert deltas == [
+        {"role": "assistant", "content": "a"},
+        {"content": "b"},
+        {"content": "c"},
+        {"content": "d"},
+        {"content": "e"},
+    ]
+    assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+    assert plain.json()["choices"][0]["message"]["content"] == "abcde"

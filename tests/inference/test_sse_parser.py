@@ -8,7 +8,7 @@ import pytest
 
 from switchyard.contracts import Delta, ErrorCode, SwitchyardError
 from switchyard.inference.providers.base import Finish, ProviderEvent
-from switchyard.inference.providers.openai import _parse_sse
+from switchyard.inference.providers.openai import _parse_sse, _parse_sse_bursts
 
 
 async def lines(*items: str) -> AsyncIterator[str]:
@@ -58,3 +58,22 @@ async def test_failures(items: list[str], code: ErrorCode) -> None:
     with pytest.raises(SwitchyardError) as raised:
         await parse(*items)
     assert raised.value.code == code
+
+
+async def test_lines_that_arrive_together_come_as_one_burst() -> None:
+    async def batches() -> AsyncIterator[list[str]]:
+        yield [
+            'data: {"choices":[{"delta":{"content":"a"}}]}',
+            "",
+            'data: {"choices":[{"delta":{"content":"b"}}]}',
+            "",
+        ]
+        yield ['data: {"choices":[{"delta":{"content":"c"}}]}', ""]
+        yield ['data: {"choices":[{"delta":{},"finish_reason":"stop"}]}', "", "data: [DONE]"]
+
+    events = [event async for event in _parse_sse_bursts(batches(), chat=True)]
+    assert events[0] == [Delta(content="a"), Delta(content="b")]
+    assert events[1] == Delta(content="c")
+    assert isinstance(events[2], Finish)
+    assert events[2].finish_reason == "stop"
+    assert len(events) == 3

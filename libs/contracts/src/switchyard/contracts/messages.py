@@ -3,6 +3,10 @@
 A requester sends a request with a reply inbox. The responder publishes to that inbox chunk
 messages with `seq` 0, 1, 2 … and then exactly one terminal message: `done` or `error`
 (`partial=true` when chunks were already sent). Receivers check `seq` for gaps.
+
+A requester that sets `batch` on its request accepts chunk messages that carry several fragments
+(`delta`, then `more`): fragments that reached the responder together travel as one message.
+`seq` counts messages, not fragments.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class ChatRequestMessage(Envelope):
     cache: CacheMode = Field(
         default="auto", description="auto: cache only deterministic requests (temperature 0)."
     )
+    batch: bool = Field(
+        default=False, description="The requester reads `more` on chunk messages (see above)."
+    )
 
 
 class CompletionRequestMessage(Envelope):
@@ -41,6 +48,9 @@ class CompletionRequestMessage(Envelope):
 
     body: CompletionRequest
     cache: CacheMode = "auto"
+    batch: bool = Field(
+        default=False, description="The requester reads `more` on chunk messages (see above)."
+    )
 
 
 class CancelMessage(Envelope):
@@ -60,7 +70,7 @@ class ModelsReply(ServiceReply):
 
 
 class StreamChunk(Envelope):
-    """One fragment of a streamed answer.
+    """One fragment of a streamed answer (or several, in `more`, for requests that set `batch`).
 
     The first message of a stream also says how the answer is made (`cache`, `degraded`), so the
     gateway can put it in the response headers before relaying any token.
@@ -70,9 +80,17 @@ class StreamChunk(Envelope):
     seq: int = Field(ge=0)
     model: str
     delta: Delta
+    more: list[Delta] | None = Field(
+        default=None,
+        description="Further fragments, in order, after `delta` (only if the request set `batch`).",
+    )
     cache: CacheStatus | None = None
     degraded: list[str] | None = None
     citations: list[Citation] | None = None
+
+    def fragments(self) -> list[Delta]:
+        """Every fragment of this message, in order (`delta`, then `more`)."""
+        return [self.delta, *self.more] if self.more else [self.delta]
 
 
 class StreamDone(Envelope):

@@ -13,6 +13,7 @@ import orjson
 from switchyard.contracts import (
     ChatCompletionRequest,
     CompletionRequest,
+    Delta,
     ErrorBody,
     ErrorCode,
     StreamChunk,
@@ -48,16 +49,17 @@ async def collect(kind: Kind, exchange: Exchange, first: StreamItem) -> dict[str
     tool_calls: dict[int, dict[str, Any]] = {}
     async for item in _items(exchange, first):
         if isinstance(item, StreamChunk):
-            if item.delta.content:
-                text.append(item.delta.content)
-            for call in item.delta.tool_calls or ():
-                slot = tool_calls.setdefault(
-                    call.index,
-                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
-                )
-                slot["id"] = call.id or slot["id"]
-                for key in ("name", "arguments"):
-                    slot["function"][key] += (call.function or {}).get(key) or ""
+            for delta in item.fragments():
+                if delta.content:
+                    text.append(delta.content)
+                for call in delta.tool_calls or ():
+                    slot = tool_calls.setdefault(
+                        call.index,
+                        {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                    )
+                    slot["id"] = call.id or slot["id"]
+                    for key in ("name", "arguments"):
+                        slot["function"][key] += (call.function or {}).get(key) or ""
             continue
         assert isinstance(item, StreamDone)
         ident, obj = _ids(kind, exchange)
@@ -142,13 +144,16 @@ async def sse_events(
             pending.append(_sse_chunk(head, model, {"choices": [], "citations": citations}))
         async for item in _items(exchange, first):
             if isinstance(item, StreamChunk):
-                if kind == "chat":
-                    delta = item.delta.model_dump(exclude_none=True)
-                    choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
-                else:
-                    choice = {"index": 0, "text": item.delta.content or "", "finish_reason": None}
-                pending.append(_sse_chunk(head, item.model, {"choices": [choice]}))
-                sent += 1
+                model_json = orjson.dumps(item.model)
+                for fragment in item.fragments():
+                    if kind == "chat":
+                        delta = _delta_dict(fragment)
+                        choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
+                    else:
+                        text = fragment.content or ""
+                        choice = {"index": 0, "text": text, "finish_reason": None}
+                    pending.append(_sse_event(head, model_json, {"choices": [choice]}))
+                    sent += 1
                 if not exchange.ready():
                     yield b"".join(pending)
                     pending.clear()
@@ -182,5 +187,16 @@ async def sse_events(
 
 
 def _sse_chunk(head: bytes, model: str, rest: dict[str, Any]) -> bytes:
-    """One `chat.completion.chunk` event: the shared head, the model, then `rest`'s fields."""
-    return b"data: " + head + orjson.dumps(model) + b"," + orjson.dumps(rest)[1:] + b"\n\n"
+    """One chunk event: the shared head, the model, then `rest`'s fields."""
+    return _sse_event(head, orjson.dumps(model), rest)
+
+
+def _sse_event(head: bytes, model: bytes, rest: dict[str, Any]) -> bytes:
+    return b"data: " + head + model + b"," + orjson.dumps(rest)[1:] + b"\n\n"
+
+
+def _delta_dict(delta: Delta) -> dict[str, Any]:
+    """`delta.model_dump(exclude_none=True)`, without pydantic for plain text."""
+    if delta.role is None and delta.tool_calls is None:
+        return {} if delta.content is None else {"content": delta.content}
+    return delta.model_dump(exclude_none=True)

@@ -92,7 +92,7 @@ async def chat_completions(
 ) -> Response:
     """OpenAI-compatible chat completion; `stream: true` answers with server-sent events."""
     message = ChatRequestMessage(
-        **relay.envelope(request, tenant), body=body, cache=cache_mode(request)
+        **relay.envelope(request, tenant), body=body, cache=cache_mode(request), batch=True
     )
     return await _generate("chat", request, relay, body, message)
 
@@ -103,7 +103,7 @@ async def completions(
 ) -> Response:
     """OpenAI-compatible (legacy) text completion; `stream: true` answers with SSE."""
     message = CompletionRequestMessage(
-        **relay.envelope(request, tenant), body=body, cache=cache_mode(request)
+        **relay.envelope(request, tenant), body=body, cache=cache_mode(request), batch=True
     )
     return await _generate("completion", request, relay, body, message)
 

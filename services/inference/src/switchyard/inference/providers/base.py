@@ -19,7 +19,9 @@ class Finish:
     usage: Usage
 
 
-ProviderEvent = Delta | Finish
+# A list is a burst: fragments that arrived together, in order (never empty); they may travel
+# on as one message.
+ProviderEvent = Delta | list[Delta] | Finish
 
 
 class Provider(Protocol):

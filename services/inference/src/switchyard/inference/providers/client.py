@@ -261,16 +261,23 @@ class Response:
         """The whole body."""
         return b"".join([chunk async for chunk in self.chunks()])
 
-    async def lines(self) -> AsyncIterator[str]:
-        """The body as text lines, without their line endings (server-sent events)."""
+    async def line_batches(self) -> AsyncIterator[list[str]]:
+        """The body as text lines without their line endings (server-sent events): each item
+        holds the complete lines that arrived together."""
         pending = b""
         async for received in self.chunks():
             data = pending + received if pending else received
             *complete, pending = data.split(b"\n")
-            for line in complete:
-                yield line.removesuffix(b"\r").decode("utf-8", "replace")
+            if complete:
+                yield [line.removesuffix(b"\r").decode("utf-8", "replace") for line in complete]
         if pending:
-            yield pending.removesuffix(b"\r").decode("utf-8", "replace")
+            yield [pending.removesuffix(b"\r").decode("utf-8", "replace")]
+
+    async def lines(self) -> AsyncIterator[str]:
+        """The body as text lines, one at a time."""
+        async for batch in self.line_batches():
+            for line in batch:
+                yield line
 
     def linger(self, timeout: float = 1.0) -> None:
         """The caller has all it needs: release now, and let the rest of the message (say, a

@@ -18,6 +18,7 @@ from switchyard.contracts import (
     ErrorCode,
     SwitchyardError,
     ToolCallDelta,
+    Usage,
 )
 from switchyard.inference.config import Deployment
 from switchyard.inference.embeddings.result import Embedded
@@ -146,7 +147,7 @@ class OpenAIProvider:
                 body = await response.read()
                 raise _status_error(response.status, body, response.headers.get("retry-after"))
             require_event_stream(response)
-            async for event in _parse_sse(response.lines(), chat=chat):
+            async for event in _parse_sse_bursts(response.line_batches(), chat=chat):
                 if isinstance(event, Finish):
                     # What follows [DONE] (the chunked terminator) may still be on its way: let
                     # it arrive in the background, so the connection returns to the pool without
@@ -179,31 +180,34 @@ def _tool_call_deltas(raw: Any) -> list[ToolCallDelta] | None:
     return [ToolCallDelta.model_validate(item) for item in raw]
 
 
-async def _parse_sse(
-    lines: AsyncIterator[str], *, chat: bool
-) -> AsyncGenerator[ProviderEvent, None]:
-    """Turn SSE lines into deltas and one final `Finish`."""
-    finish_reason: Any = None
-    usage = None
-    completion_chunks = 0
-    async for line in lines:
+class _SseReader:
+    """OpenAI's stream, line by line: deltas as they come, and the finish reason and usage."""
+
+    def __init__(self, *, chat: bool) -> None:
+        self._chat = chat
+        self._finish_reason: Any = None
+        self._usage: Usage | None = None
+        self._fragments = 0
+
+    def feed(self, line: str, out: list[Delta]) -> bool:
+        """Read one line, appending its deltas to `out`; True at `[DONE]`."""
         if not line.startswith("data:"):
-            continue  # blank separators, comments and `event:` lines
+            return False  # blank separators, comments and `event:` lines
         data = line[5:].strip()
         if data == "[DONE]":
-            break
+            return True
         try:
             chunk = orjson.loads(data)
             if chunk.get("error"):
                 message = chunk["error"].get("message", "upstream stream error")
                 raise SwitchyardError(ErrorCode.PROVIDER_ERROR, f"upstream error: {message}")
             if chunk.get("usage"):
-                usage = usage_of(
+                self._usage = usage_of(
                     int(chunk["usage"].get("prompt_tokens", 0)),
                     int(chunk["usage"].get("completion_tokens", 0)),
                 )
             for choice in chunk.get("choices") or ():
-                if chat:
+                if self._chat:
                     raw = choice.get("delta") or {}
                     delta = Delta(
                         content=raw.get("content"),
@@ -212,20 +216,62 @@ async def _parse_sse(
                 else:
                     delta = Delta(content=choice.get("text"))
                 if delta.content or delta.tool_calls:
-                    completion_chunks += 1
-                    yield delta
-                finish_reason = choice.get("finish_reason") or finish_reason
+                    self._fragments += 1
+                    out.append(delta)
+                self._finish_reason = choice.get("finish_reason") or self._finish_reason
         except SwitchyardError:
             raise
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
             raise SwitchyardError(
                 ErrorCode.PROVIDER_BAD_RESPONSE, f"malformed stream chunk from upstream: {exc}"
             ) from exc
-    else:
-        if finish_reason is None:
+        return False
+
+    def finish(self, *, done: bool) -> Finish:
+        """The stream's end: at `[DONE]`, or when the body ended (then a finish reason must have
+        come, or the stream was cut short)."""
+        if not done and self._finish_reason is None:
             raise SwitchyardError(
                 ErrorCode.PROVIDER_ERROR, "upstream stream ended before it finished"
             )
-    if finish_reason not in {"stop", "length", "tool_calls", "content_filter"}:
-        finish_reason = "stop"
-    yield Finish(finish_reason=finish_reason, usage=usage or usage_of(0, completion_chunks))
+        reason = self._finish_reason
+        if reason not in {"stop", "length", "tool_calls", "content_filter"}:
+            reason = "stop"
+        return Finish(finish_reason=reason, usage=self._usage or usage_of(0, self._fragments))
+
+
+async def _parse_sse(
+    lines: AsyncIterator[str], *, chat: bool
+) -> AsyncGenerator[ProviderEvent, None]:
+    """Turn SSE lines into deltas and one final `Finish`."""
+    reader = _SseReader(chat=chat)
+    out: list[Delta] = []
+    done = False
+    async for line in lines:
+        done = reader.feed(line, out)
+        for delta in out:
+            yield delta
+        out.clear()
+        if done:
+            break
+    yield reader.finish(done=done)
+
+
+async def _parse_sse_bursts(
+    batches: AsyncIterator[list[str]], *, chat: bool
+) -> AsyncGenerator[ProviderEvent, None]:
+    """Like `_parse_sse`, from lines that arrived together: their deltas come as one burst."""
+    reader = _SseReader(chat=chat)
+    async for batch in batches:
+        out: list[Delta] = []
+        done = False
+        for line in batch:
+            if reader.feed(line, out):
+                done = True
+                break
+        if out:
+            yield out[0] if len(out) == 1 else out
+        if done:
+            yield reader.finish(done=True)
+            return
+    yield reader.finish(done=False)

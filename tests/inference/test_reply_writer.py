@@ -1,0 +1,76 @@
+"""The reply stream's bytes: hand-encoded chunks must be exactly what the contract validates,
+batched only for requesters that asked, with `seq` counting messages."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from nats.aio.client import Client
+
+from switchyard.contracts import (
+    STREAM_MESSAGE,
+    ChatCompletionRequest,
+    ChatRequestMessage,
+    Delta,
+    StreamChunk,
+    StreamDone,
+    ToolCallDelta,
+    Usage,
+    deadline_in,
+)
+from switchyard.inference.generation import ReplyWriter
+from switchyard.inference.providers.base import Finish
+
+
+class Recorder:
+    """Stands in for the NATS client: keeps what would be published."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        self.sent.append((subject, payload))
+
+
+def request(*, batch: bool) -> ChatRequestMessage:
+    body = ChatCompletionRequest.model_validate(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    )
+    return ChatRequestMessage(
+        request_id="r1", tenant_id="t1", deadline=deadline_in(10), body=body, batch=batch
+    )
+
+
+async def stream(*, batch: bool) -> list[Any]:
+    nc = Recorder()
+    writer = ReplyWriter(cast(Client, nc), "inbox.1", request(batch=batch), batch=batch)
+    tool = ToolCallDelta.model_validate({"index": 0, "id": "c1", "function": {"name": "f"}})
+    await writer.chunks("m", [Delta(content="a"), Delta(content='b "quoted"')])
+    await writer.chunk("m", Delta(content="c"))
+    await writer.chunks("m", [Delta(content="d"), Delta(tool_calls=[tool]), Delta(content="é")])
+    await writer.done("m", Finish("stop", Usage(total_tokens=6)))
+    assert {subject for subject, _ in nc.sent} == {"inbox.1"}
+    assert writer.deltas[1].content == 'b "quoted"'
+    assert len(writer.deltas) == 6
+    return [STREAM_MESSAGE.validate_json(payload) for _, payload in nc.sent]
+
+
+async def test_batched_stream() -> None:
+    messages = await stream(batch=True)
+    assert [m.seq for m in messages] == [0, 1, 2, 3]
+    chunks = [m for m in messages if isinstance(m, StreamChunk)]
+    fragments = [d for m in chunks for d in m.fragments()]
+    assert [d.content for d in fragments] == ["a", 'b "quoted"', "c", "d", None, "é"]
+    assert fragments[0].role == "assistant"
+    assert fragments[4].tool_calls is not None
+    assert fragments[4].tool_calls[0].function == {"name": "f"}
+    assert isinstance(messages[-1], StreamDone)
+    assert messages[-1].usage.total_tokens == 6
+
+
+async def test_unbatched_stream_sends_one_fragment_per_message() -> None:
+    messages = await stream(batch=False)
+    assert [m.seq for m in messages] == list(range(7))
+    assert all(m.more is None for m in messages if isinstance(m, StreamChunk))
+    contents = [m.delta.content for m in messages if isinstance(m, StreamChunk)]
+    assert contents == ["a", 'b "quoted"', "c", "d", None, "é"]
