@@ -26,12 +26,20 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self._service = service
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self, created: float, msecs: float) -> str:
+        second = int(created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int(msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         """Render the record, its extras and the current request and trace ids."""
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._time(record.created, record.msecs),
             "level": record.levelname.lower(),
             "service": self._service,
             "logger": record.name,
@@ -43,9 +51,9 @@ class JsonFormatter(logging.Formatter):
         trace_id = trace_id_hex()
         if trace_id is not None:
             entry["trace_id"] = trace_id
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = value
+        for key in record.__dict__.keys() - _RESERVED:
+            if not key.startswith("_"):
+                entry[key] = record.__dict__[key]
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         try:

@@ -5,11 +5,14 @@ Exporting spans (OTLP) and metrics land with the observability work."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import TracebackType
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.util.types import Attributes
 
 
 def setup_tracing(service: str) -> None:
@@ -34,3 +37,40 @@ def trace_id_hex() -> str | None:
     """The current span's trace id, as 32 hex digits."""
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+class current_span:  # a lower-case name: used like the context manager it replaces
+    """`tracer.start_as_current_span(…)` for the hot path: the same span, made current and ended,
+    exceptions recorded, without two generator-based context managers (8 µs a request)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        *,
+        context: Context | None = None,
+        kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+        attributes: Attributes = None,
+    ) -> None:
+        self._span = tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+        self._token: object = None
+
+    def __enter__(self) -> trace.Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if isinstance(exc, Exception) and self._span.is_recording():
+                self._span.record_exception(exc)
+                self._span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
+        finally:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._span.end()

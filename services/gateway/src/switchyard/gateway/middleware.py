@@ -13,7 +13,7 @@ from switchyard.contracts import ErrorBody, ErrorCode
 from switchyard.gateway.errors import openai_error
 from switchyard.gateway.fastlane import FastLane
 from switchyard.runtime.logging import request_id_var
-from switchyard.runtime.telemetry import context_from, trace_id_hex
+from switchyard.runtime.telemetry import context_from, current_span, trace_id_hex
 
 tracer = trace.get_tracer("switchyard.gateway")
 
@@ -40,7 +40,8 @@ class RequestContext:
         headers = dict(scope["headers"])
         parent = headers.get(b"traceparent")
         context = context_from({"traceparent": parent.decode("latin-1")}) if parent else None
-        with tracer.start_as_current_span(
+        with current_span(
+            tracer,
             f"{scope['method']} {scope['path']}",
             context=context,
             kind=trace.SpanKind.SERVER,

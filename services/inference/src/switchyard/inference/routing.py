@@ -66,6 +66,8 @@ class Router:
 
     def plan(self, entry: ModelEntry) -> list[DeploymentState]:
         """Every deployment of `entry`, best first: by priority, then a weighted shuffle."""
+        if len(entry.deployments) == 1:
+            return [self._states[entry.deployments[0].name]]
         ordered: list[DeploymentState] = []
         by_priority = sorted(entry.deployments, key=lambda d: d.priority)
         for _, group in groupby(by_priority, key=lambda d: d.priority):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -46,8 +47,12 @@ class Origin:
     port: int
 
     @classmethod
-    def of(cls, url: str) -> tuple[Self, str]:
+    def of(cls, url: str) -> tuple[Origin, str]:
         """The origin of `url` and the request target (path and query)."""
+        return _split_url(url)
+
+    @classmethod
+    def _parse(cls, url: str) -> tuple[Origin, str]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConnectError(f"unsupported URL {url!r}")
@@ -62,6 +67,12 @@ class Origin:
         default = 443 if self.scheme == "https" else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == default else f"{host}:{self.port}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _split_url(url: str) -> tuple[Origin, str]:
+    """`Origin._parse`, remembered: provider URLs come from a few deployments."""
+    return Origin._parse(url)
 
 
 # Pause reading a response whose unread body grows past this (a slow consumer).
