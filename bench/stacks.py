@@ -255,7 +255,8 @@ def switchyard_models(mock_port: int) -> dict[str, Any]:
 def start_switchyard(workdir: Path, mock_port: int, cores: str | None) -> Stack:
     """NATS (JetStream), inference and the gateway, as processes, as `make run` starts them.
 
-    Features a user runs stay on: API-key auth, tracing (always installed), JSON logs at INFO,
+    Features a user runs stay on: API-key auth, a per-tenant rate limit (set too high to refuse
+    anything, so its check runs on every request), tracing (always installed), JSON logs at INFO,
     the response cache (used only for temperature 0 or `x-switchyard-cache: on`).
     """
     nats_port, gateway_port = free_port(), free_port()
@@ -298,6 +299,7 @@ def start_switchyard(workdir: Path, mock_port: int, cores: str | None) -> Stack:
                 **common,
                 "SWITCHYARD_GATEWAY_PORT": str(gateway_port),
                 "SWITCHYARD_GATEWAY_API_KEYS": SWITCHYARD_KEY,
+                "SWITCHYARD_GATEWAY_RATE_LIMIT": "1000000",
             },
         )
         procs = list(stack.procs.values())

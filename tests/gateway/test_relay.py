@@ -17,7 +17,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from tests.support.stacks import PrivateStack, private_stack
+from tests.support.stacks import KEY, PrivateStack, private_stack
 
 from switchyard.contracts import (
     ChatRequestMessage,
@@ -33,6 +33,7 @@ from switchyard.contracts import (
 
 Script = Callable[[Client, ChatRequestMessage, str], Coroutine[Any, Any, None]]
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+LIMITED_KEY = "sk-limited-key"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,10 @@ def lone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
     env = {
         "SWITCHYARD_GATEWAY_FIRST_TOKEN_TIMEOUT": "1",
         "SWITCHYARD_GATEWAY_IDLE_TIMEOUT": "1",
+        # A second tenant with a rate limit: 1 request/s, a bucket of 2.
+        "SWITCHYARD_GATEWAY_API_KEYS": f"{KEY},{LIMITED_KEY}=limited",
+        "SWITCHYARD_GATEWAY_TENANT_RATE_LIMITS": "limited=1",
+        "SWITCHYARD_GATEWAY_RATE_LIMIT_BURST": "2",
     }
     with private_stack(tmp_path_factory.mktemp("lone"), gateway_env=env) as stack:
         yield stack
@@ -232,3 +237,25 @@ async def test_batched_fragments_become_one_sse_event_each(
     ]
     assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
     assert plain.json()["choices"][0]["message"]["content"] == "abcde"
+
+
+async def test_rate_limit_per_tenant(lone_http: httpx.AsyncClient) -> None:
+    limited = {"authorization": f"Bearer {LIMITED_KEY}"}
+    statuses = [
+        (await lone_http.post("/v1/chat/completions", json=BODY, headers=limited)).status_code
+        for _ in range(2)
+    ]
+    assert statuses == [503, 503]  # admitted (the bucket holds 2), then no inference is running
+    refused = await lone_http.post("/v1/chat/completions", json=BODY, headers=limited)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert refused.json()["error"]["retryable"] is True
+    assert refused.headers["retry-after"] == "1"
+    models = await lone_http.get("/v1/models", headers=limited)
+    assert models.status_code == 429  # every route of the tenant counts
+    for _ in range(5):  # another tenant is not limited
+        other = await lone_http.post("/v1/chat/completions", json=BODY)
+        assert other.status_code == 503
+    await asyncio.sleep(1.1)  # one token back after a second
+    again = await lone_http.post("/v1/chat/completions", json=BODY, headers=limited)
+    assert again.status_code == 503

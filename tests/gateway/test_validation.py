@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -83,6 +84,19 @@ async def test_body_too_large(http: httpx.AsyncClient) -> None:
     response = await http.post(
         "/v1/chat/completions",
         json={"model": "fake-ok", "messages": [{"role": "user", "content": huge}]},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_body_too_large_without_content_length(http: httpx.AsyncClient) -> None:
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"model": "fake-ok", "messages": [{"role": "user", "content": "'
+        yield b"x" * (4 * 1024 * 1024)
+        yield b'"}]}'
+
+    response = await http.post(
+        "/v1/chat/completions", content=chunked(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"

@@ -45,6 +45,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         app.state.relay = Relay(nc, mux, settings)
         app.state.ingestion = Ingestion(nc)
         app.state.keys = KeyTable(settings.key_table())
+        app.state.limiter = settings.rate_limiter()
         if not settings.key_table():
             log.warning("no API keys configured: every request will be refused (401)")
         log.info("gateway ready", extra={"host": settings.host, "port": settings.port})
@@ -67,4 +68,4 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(collections_router)
-    return RequestContext(app, settings.max_body_bytes, FastLane(app))
+    return RequestContext(app, settings.max_body_bytes, FastLane(app, settings.max_body_bytes))

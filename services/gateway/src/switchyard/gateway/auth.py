@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import State
 
 from switchyard.contracts import ErrorCode, SwitchyardError
+from switchyard.gateway.ratelimit import RateLimiter
 
 bearer = HTTPBearer(auto_error=False, description="Switchyard API key")
 
@@ -52,15 +54,22 @@ def bearer_parts(authorization: str | None) -> tuple[str | None, str | None]:
     return scheme, credentials
 
 
+def admit(state: State, scheme: str | None, key: str | None) -> str:
+    """Authenticate, then take a token of the tenant's rate limit (401, 429 otherwise)."""
+    tenant = authenticate(state.keys, scheme, key)
+    limiter: RateLimiter = state.limiter
+    limiter.check(tenant)
+    return tenant
+
+
 async def tenant_of(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
-    """The tenant of the request's bearer key, or a 401 error."""
-    keys: KeyTable = request.app.state.keys
+    """The tenant of the request's bearer key, or a 401 error; 429 past its rate limit."""
     if credentials is None:
-        return authenticate(keys, None, None)
-    return authenticate(keys, credentials.scheme, credentials.credentials)
+        return admit(request.app.state, None, None)
+    return admit(request.app.state, credentials.scheme, credentials.credentials)
 
 
 Tenant = Annotated[str, Depends(tenant_of)]

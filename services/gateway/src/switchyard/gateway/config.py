@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from switchyard.gateway.ratelimit import RateLimiter, parse_overrides
 from switchyard.runtime.settings import ServiceSettings
 
 
@@ -38,6 +39,27 @@ class GatewaySettings(ServiceSettings):
         default=4 * 1024 * 1024, ge=1024, description="Largest accepted request body."
     )
 
+    rate_limit: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests per second per tenant, in each gateway replica (0: unlimited).",
+    )
+    rate_limit_burst: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds' worth of requests a tenant may send at once (at least one).",
+    )
+    tenant_rate_limits: str = Field(
+        default="",
+        description="Per-tenant rates that replace `rate_limit`: `tenant1=50,tenant2=0` (0: none).",
+    )
+
+    @field_validator("tenant_rate_limits")
+    @classmethod
+    def _overrides_parse(cls, value: str) -> str:
+        parse_overrides(value)
+        return value
+
     admin_tenants: str = Field(
         default="",
         description="Comma-separated tenants that see deployment health in `GET /v1/models`.",
@@ -46,6 +68,12 @@ class GatewaySettings(ServiceSettings):
     def admin_tenant_set(self) -> frozenset[str]:
         """The admin tenants."""
         return frozenset(t.strip() for t in self.admin_tenants.split(",") if t.strip())
+
+    def rate_limiter(self) -> RateLimiter:
+        """The per-tenant rate limiter these settings describe."""
+        return RateLimiter(
+            self.rate_limit, self.rate_limit_burst, parse_overrides(self.tenant_rate_limits)
+        )
 
     def key_table(self) -> dict[str, str]:
         """API key → tenant id."""

@@ -3,9 +3,9 @@
 FastAPI's router, dependency solver, exit stacks and middleware layers cost more gateway CPU than
 everything else a request does (measured with py-spy: a third of the gateway's CPU under load).
 For the two routes that carry nearly all traffic, the fast lane does what FastAPI would do —
-authenticate with the same function as the `Tenant` dependency, validate the body with the same
-model (pydantic's JSON mode, in one pass), map errors with the same handlers — and then calls the
-very same route function. The routes stay declared on the FastAPI app, so the OpenAPI docs and
+authenticate and rate-limit with the same function as the `Tenant` dependency, validate the body
+with the same model (pydantic's JSON mode, in one pass), map errors with the same handlers — and
+then calls the very same route function. The routes stay declared on the FastAPI app, so the OpenAPI docs and
 every other route are unchanged.
 """
 
@@ -16,11 +16,17 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from switchyard.contracts import ChatCompletionRequest, CompletionRequest, SwitchyardError
-from switchyard.gateway.auth import authenticate, bearer_parts
+from switchyard.contracts import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    ErrorCode,
+    SwitchyardError,
+)
+from switchyard.gateway.auth import admit, bearer_parts
 from switchyard.gateway.errors import error_response, unexpected_error, validation_error
 from switchyard.gateway.relay import Relay
 from switchyard.gateway.routes import chat_completions, completions
@@ -45,8 +51,9 @@ ROUTES: dict[tuple[str, str], HotRoute] = {
 class FastLane:
     """Serves the hot routes of `app` (its lifespan made `app.state.relay` and `.keys`)."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, max_body_bytes: int) -> None:
         self._state = app.state
+        self._max_body_bytes = max_body_bytes
 
     @staticmethod
     def route(scope: Scope) -> HotRoute | None:
@@ -58,6 +65,8 @@ class FastLane:
         request = Request(scope, receive)
         try:
             response = await self._respond(route, request)
+        except ClientDisconnect:
+            return  # gone while sending its body: nobody to answer
         except SwitchyardError as exc:
             response = error_response(exc.body, exc.body.details.get("param"))
         except Exception as exc:
@@ -67,10 +76,25 @@ class FastLane:
     async def _respond(self, route: HotRoute, request: Request) -> Response:
         relay: Relay = self._state.relay
         scheme, key = bearer_parts(request.headers.get("authorization"))
-        tenant = authenticate(self._state.keys, scheme, key)
-        raw = await request.body()
+        tenant = admit(self._state, scheme, key)
+        raw = await self._body(request)
         try:
             body = route.model.model_validate_json(raw)
         except ValidationError as exc:
             return validation_error(exc.errors(include_url=False))
         return await route.endpoint(body=body, request=request, tenant=tenant, relay=relay)
+
+    async def _body(self, request: Request) -> bytes:
+        """The request body, refused past the size bound (a body sent without Content-Length
+        is counted as it arrives; one with it was checked before it was read)."""
+        parts: list[bytes] = []
+        size = 0
+        async for part in request.stream():
+            size += len(part)
+            if size > self._max_body_bytes:
+                raise SwitchyardError(
+                    ErrorCode.PAYLOAD_TOO_LARGE,
+                    f"The request body is larger than {self._max_body_bytes} bytes.",
+                )
+            parts.append(part)
+        return b"".join(parts)
