@@ -5,8 +5,8 @@ everything else a request does (measured with py-spy: a third of the gateway's C
 For the two routes that carry nearly all traffic, the fast lane does what FastAPI would do —
 authenticate and rate-limit with the same function as the `Tenant` dependency, validate the body
 with the same model (pydantic's JSON mode, in one pass), map errors with the same handlers — and
-then calls the very same route function. The routes stay declared on the FastAPI app, so the OpenAPI docs and
-every other route are unchanged.
+then calls the very same route function. The routes stay declared on the FastAPI app, so the
+OpenAPI docs and every other route are unchanged.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from nats.aio.client import Client
@@ -37,13 +38,26 @@ StreamItem = StreamChunk | StreamDone | StreamError
 
 
 class ReplyStream:
-    """The messages of one reply stream, checked for order and gaps."""
+    """The messages of one reply stream, checked for order and gaps.
 
-    def __init__(self, queue: asyncio.Queue[Msg], on_close: Callable[[], object]) -> None:
-        self._queue = queue
+    A deque and at most one waiting future: cheaper than an `asyncio.Queue` for one reader.
+    """
+
+    __slots__ = ("_expected", "_messages", "_on_close", "_waiter", "finished")
+
+    def __init__(self, on_close: Callable[[], object]) -> None:
+        self._messages: deque[Msg] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._on_close = on_close
         self._expected = 0
         self.finished = False
+
+    def deliver(self, msg: Msg) -> None:
+        """A message for this stream arrived (called by the mux)."""
+        self._messages.append(msg)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def close(self) -> None:
         """Stop routing replies here."""
@@ -51,15 +65,18 @@ class ReplyStream:
 
     def ready(self) -> bool:
         """Whether a message is already waiting (so `next` returns without waiting)."""
-        return not self._queue.empty()
+        return bool(self._messages)
 
     async def next(self, timeout: float) -> StreamItem:
         """The next message; raises `TimeoutError` when none arrives within `timeout` seconds."""
-        if self._queue.empty():
-            async with asyncio.timeout(timeout):
-                msg = await self._queue.get()
-        else:  # already here: no timer to arm (the common case inside a fast stream)
-            msg = self._queue.get_nowait()
+        if not self._messages:  # only then is a timer armed (not inside a burst)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            finally:
+                self._waiter = None
+        msg = self._messages.popleft()
         if msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
             self.finished = True
             raise SwitchyardError(ErrorCode.SERVICE_UNAVAILABLE, "no inference service is running")
@@ -87,14 +104,15 @@ class StreamMux:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
         self._prefix = nc.new_inbox()
-        self._queues: dict[str, asyncio.Queue[Msg]] = {}
+        self._cut = len(self._prefix) + 1
+        self._streams: dict[str, ReplyStream] = {}
         self._ids = itertools.count()
         self._sub: Subscription | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Subscribe the inbox wildcard."""
-        self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._route)
+        self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_message)
 
     async def stop(self) -> None:
         """Unsubscribe."""
@@ -102,28 +120,28 @@ class StreamMux:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
 
-    async def _route(self, msg: Msg) -> None:
-        queue = self._queues.get(msg.subject[len(self._prefix) + 1 :])
-        if queue is not None:
-            queue.put_nowait(msg)
+    async def _on_message(self, msg: Msg) -> None:
+        stream = self._streams.get(msg.subject[self._cut :])
+        if stream is not None:
+            stream.deliver(msg)
 
     async def send(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
     ) -> ReplyStream:
         """Send a request to `subject`; its replies arrive on the returned stream (close it)."""
         token = str(next(self._ids))
-        queue: asyncio.Queue[Msg] = asyncio.Queue()
-        self._queues[token] = queue
+        stream = ReplyStream(lambda: self._streams.pop(token, None))
+        self._streams[token] = stream
         try:
             await self._nc.publish(
                 subject, payload, reply=f"{self._prefix}.{token}", headers=headers
             )
         except Exception as exc:
-            del self._queues[token]
+            del self._streams[token]
             raise SwitchyardError(
                 ErrorCode.SERVICE_UNAVAILABLE, f"NATS publish failed: {exc}"
             ) from exc
-        return ReplyStream(queue, lambda: self._queues.pop(token, None))
+        return stream
 
     def cancel(self, envelope: Envelope, reason: str) -> None:
         """Tell inference to stop a request (fire and forget: safe from a cancelled task)."""
