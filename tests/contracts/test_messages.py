@@ -142,3 +142,14 @@ def test_batched_chunk_round_trips_and_lists_its_fragments() -> None:
     single = StreamChunk(**HEAD, seq=0, model="m", delta=Delta(content="x"))
     assert single.fragments() == [Delta(content="x")]
     assert ChatRequestMessage(**HEAD, body=chat()).batch is False  # old requesters get singles
+
+
+def test_delta_as_dict_matches_pydantic() -> None:
+    tool = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}
+    for delta in (
+        Delta(),
+        Delta(content="plain"),
+        Delta(role="assistant", content="hi"),
+        Delta.model_validate({"tool_calls": [tool]}),
+    ):
+        assert delta.as_dict() == delta.model_dump(exclude_none=True)

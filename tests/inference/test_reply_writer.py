@@ -1,11 +1,13 @@
-"""The reply stream's bytes: hand-encoded chunks must be exactly what the contract validates,
-batched only for requesters that asked, with `seq` counting messages."""
+"""The reply stream on a real NATS server: hand-encoded chunks must be exactly what the contract
+validates, batched only for requesters that asked, with `seq` counting messages."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+import asyncio
+from typing import Any
 
-from nats.aio.client import Client
+import nats
+from nats.aio.msg import Msg
 
 from switchyard.contracts import (
     STREAM_MESSAGE,
@@ -20,16 +22,7 @@ from switchyard.contracts import (
 )
 from switchyard.inference.generation import ReplyWriter
 from switchyard.inference.providers.base import Finish
-
-
-class Recorder:
-    """Stands in for the NATS client: keeps what would be published."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-
-    async def publish(self, subject: str, payload: bytes) -> None:
-        self.sent.append((subject, payload))
+from switchyard.runtime.embedded import NatsServer
 
 
 def request(*, batch: bool) -> ChatRequestMessage:
@@ -41,22 +34,33 @@ def request(*, batch: bool) -> ChatRequestMessage:
     )
 
 
-async def stream(*, batch: bool) -> list[Any]:
-    nc = Recorder()
-    writer = ReplyWriter(cast(Client, nc), "inbox.1", request(batch=batch), batch=batch)
+async def stream(server: NatsServer, *, batch: bool) -> list[Any]:
+    nc = await nats.connect(server.url)
+    received: list[Msg] = []
+    done = asyncio.Event()
+
+    async def on_message(msg: Msg) -> None:
+        received.append(msg)
+        if b'"type":"done"' in msg.data:
+            done.set()
+
+    inbox = nc.new_inbox()
+    await nc.subscribe(inbox, cb=on_message)
+    writer = ReplyWriter(nc, inbox, request(batch=batch), batch=batch)
     tool = ToolCallDelta.model_validate({"index": 0, "id": "c1", "function": {"name": "f"}})
     await writer.chunks("m", [Delta(content="a"), Delta(content='b "quoted"')])
     await writer.chunk("m", Delta(content="c"))
     await writer.chunks("m", [Delta(content="d"), Delta(tool_calls=[tool]), Delta(content="é")])
     await writer.done("m", Finish("stop", Usage(total_tokens=6)))
-    assert {subject for subject, _ in nc.sent} == {"inbox.1"}
+    await asyncio.wait_for(done.wait(), 5)
+    await nc.drain()
     assert writer.deltas[1].content == 'b "quoted"'
     assert len(writer.deltas) == 6
-    return [STREAM_MESSAGE.validate_json(payload) for _, payload in nc.sent]
+    return [STREAM_MESSAGE.validate_json(msg.data) for msg in received]
 
 
-async def test_batched_stream() -> None:
-    messages = await stream(batch=True)
+async def test_batched_stream(nats_server: NatsServer) -> None:
+    messages = await stream(nats_server, batch=True)
     assert [m.seq for m in messages] == [0, 1, 2, 3]
     chunks = [m for m in messages if isinstance(m, StreamChunk)]
     fragments = [d for m in chunks for d in m.fragments()]
@@ -68,8 +72,8 @@ async def test_batched_stream() -> None:
     assert messages[-1].usage.total_tokens == 6
 
 
-async def test_unbatched_stream_sends_one_fragment_per_message() -> None:
-    messages = await stream(batch=False)
+async def test_unbatched_stream_sends_one_fragment_per_message(nats_server: NatsServer) -> None:
+    messages = await stream(nats_server, batch=False)
     assert [m.seq for m in messages] == list(range(7))
     assert all(m.more is None for m in messages if isinstance(m, StreamChunk))
     contents = [m.delta.content for m in messages if isinstance(m, StreamChunk)]

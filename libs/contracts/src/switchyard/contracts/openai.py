@@ -245,6 +245,13 @@ class Delta(BaseModel):
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        """`model_dump(exclude_none=True)`, without pydantic's serializer for plain text (the
+        common case on the streaming hot path)."""
+        if self.role is None and self.tool_calls is None:
+            return {} if self.content is None else {"content": self.content}
+        return self.model_dump(exclude_none=True)
+
 
 class DeploymentHealth(BaseModel):
     """How one deployment of a model is doing (shown to admins)."""

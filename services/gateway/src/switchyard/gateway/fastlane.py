@@ -49,7 +49,8 @@ ROUTES: dict[tuple[str, str], HotRoute] = {
 
 
 class FastLane:
-    """Serves the hot routes of `app` (its lifespan made `app.state.relay` and `.keys`)."""
+    """Serves the hot routes of `app` (its lifespan made `app.state.relay`, `.keys` and
+    `.limiter`)."""
 
     def __init__(self, app: FastAPI, max_body_bytes: int) -> None:
         self._state = app.state

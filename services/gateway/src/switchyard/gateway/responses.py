@@ -13,7 +13,6 @@ import orjson
 from switchyard.contracts import (
     ChatCompletionRequest,
     CompletionRequest,
-    Delta,
     ErrorBody,
     ErrorCode,
     StreamChunk,
@@ -147,12 +146,12 @@ async def sse_events(
                 model_json = orjson.dumps(item.model)
                 for fragment in item.fragments():
                     if kind == "chat":
-                        delta = _delta_dict(fragment)
+                        delta = fragment.as_dict()
                         choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
                     else:
                         text = fragment.content or ""
                         choice = {"index": 0, "text": text, "finish_reason": None}
-                    pending.append(_sse_event(head, model_json, {"choices": [choice]}))
+                    pending.append(_sse_chunk(head, model_json, {"choices": [choice]}))
                     sent += 1
                 if not exchange.ready():
                     yield b"".join(pending)
@@ -186,17 +185,8 @@ async def sse_events(
         exchange.close()
 
 
-def _sse_chunk(head: bytes, model: str, rest: dict[str, Any]) -> bytes:
-    """One chunk event: the shared head, the model, then `rest`'s fields."""
-    return _sse_event(head, orjson.dumps(model), rest)
-
-
-def _sse_event(head: bytes, model: bytes, rest: dict[str, Any]) -> bytes:
-    return b"data: " + head + model + b"," + orjson.dumps(rest)[1:] + b"\n\n"
-
-
-def _delta_dict(delta: Delta) -> dict[str, Any]:
-    """`delta.model_dump(exclude_none=True)`, without pydantic for plain text."""
-    if delta.role is None and delta.tool_calls is None:
-        return {} if delta.content is None else {"content": delta.content}
-    return delta.model_dump(exclude_none=True)
+def _sse_chunk(head: bytes, model: str | bytes, rest: dict[str, Any]) -> bytes:
+    """One chunk event: the shared head, the model (a name, or already JSON-encoded), then
+    `rest`'s fields."""
+    model_json = model if isinstance(model, bytes) else orjson.dumps(model)
+    return b"data: " + head + model_json + b"," + orjson.dumps(rest)[1:] + b"\n\n"

@@ -204,10 +204,7 @@ class ReplyWriter:
 
 
 def _delta_json(delta: Delta) -> bytes:
-    """What `delta.model_dump_json(exclude_none=True)` gives, without pydantic for plain text."""
-    if delta.role is None and delta.tool_calls is None:
-        return b"{}" if delta.content is None else b'{"content":%s}' % orjson.dumps(delta.content)
-    return orjson.dumps(delta.model_dump(exclude_none=True))
+    return orjson.dumps(delta.as_dict())
 
 
 def _priced(usage: Usage, deployment: Deployment) -> Usage:

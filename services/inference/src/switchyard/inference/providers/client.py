@@ -46,22 +46,6 @@ class Origin:
     host: str
     port: int
 
-    @classmethod
-    def of(cls, url: str) -> tuple[Origin, str]:
-        """The origin of `url` and the request target (path and query)."""
-        return _split_url(url)
-
-    @classmethod
-    def _parse(cls, url: str) -> tuple[Origin, str]:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConnectError(f"unsupported URL {url!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        target = parts.path or "/"
-        if parts.query:
-            target = f"{target}?{parts.query}"
-        return cls(parts.scheme, parts.hostname, port), target
-
     def host_header(self) -> str:
         """The `Host` header value (the port only when it is not the scheme's default)."""
         default = 443 if self.scheme == "https" else 80
@@ -69,10 +53,17 @@ class Origin:
         return host if self.port == default else f"{host}:{self.port}"
 
 
-@functools.lru_cache(maxsize=1024)
-def _split_url(url: str) -> tuple[Origin, str]:
-    """`Origin._parse`, remembered: provider URLs come from a few deployments."""
-    return Origin._parse(url)
+@functools.lru_cache(maxsize=1024)  # provider URLs come from a few deployments
+def split_url(url: str) -> tuple[Origin, str]:
+    """The origin of `url` and the request target (path and query)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConnectError(f"unsupported URL {url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    return Origin(parts.scheme, parts.hostname, port), target
 
 
 # Pause reading a response whose unread body grows past this (a slow consumer).
@@ -394,7 +385,7 @@ class Client:
         """
         if self._closed:
             raise ConnectError("the client is closed")
-        origin, target = Origin.of(url)
+        origin, target = split_url(url)
         head = [f"{method} {target} HTTP/1.1", f"host: {origin.host_header()}"]
         head += [f"{name}: {value}" for name, value in (headers or {}).items()]
         if content or method in ("POST", "PUT", "PATCH"):
