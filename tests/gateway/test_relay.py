@@ -239,6 +239,40 @@ async def test_batched_fragments_become_one_sse_event_each(
     assert plain.json()["choices"][0]["message"]["content"] == "abcde"
 
 
+async def test_fragments_on_done_are_relayed_before_the_end(
+    lone_http: httpx.AsyncClient, nc: Client
+) -> None:
+    async def short(nc: Client, req: ChatRequestMessage, reply: str) -> None:
+        done = StreamDone(
+            **req.header(),
+            seq=0,
+            model="m",
+            deltas=[Delta(role="assistant", content="Hel"), Delta(content="lo")],
+            finish_reason="length",
+            usage=Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3),
+        )
+        await nc.publish(reply, done.model_dump_json().encode())
+
+    async with FakeInference(nc, short):
+        body = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
+        response = await lone_http.post("/v1/chat/completions", json=body)
+        plain = await lone_http.post("/v1/chat/completions", json=BODY)
+    events = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert [c["choices"][0]["delta"] for c in chunks[:2]] == [
+        {"role": "assistant", "content": "Hel"},
+        {"content": "lo"},
+    ]
+    assert chunks[2]["choices"][0]["finish_reason"] == "length"
+    assert chunks[3]["usage"]["total_tokens"] == 3
+    assert len(chunks) == 4
+    answer = plain.json()
+    assert answer["choices"][0]["message"]["content"] == "Hello"
+    assert answer["choices"][0]["finish_reason"] == "length"
+    assert answer["usage"]["completion_tokens"] == 2
+
+
 async def test_rate_limit_per_tenant(lone_http: httpx.AsyncClient) -> None:
     limited = {"authorization": f"Bearer {LIMITED_KEY}"}
     statuses = [

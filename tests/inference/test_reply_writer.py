@@ -51,12 +51,29 @@ async def stream(server: NatsServer, *, batch: bool) -> list[Any]:
     await writer.chunks("m", [Delta(content="a"), Delta(content='b "quoted"')])
     await writer.chunk("m", Delta(content="c"))
     await writer.chunks("m", [Delta(content="d"), Delta(tool_calls=[tool]), Delta(content="é")])
+    await writer.last("m", [Delta(content="y"), Delta(content="z")])
     await writer.done("m", Finish("stop", Usage(total_tokens=6)))
     await asyncio.wait_for(done.wait(), 5)
     await nc.drain()
     assert writer.deltas[1].content == 'b "quoted"'
-    assert len(writer.deltas) == 6
+    assert [d.content for d in writer.deltas[-2:]] == ["y", "z"]  # what the cache keeps
+    assert len(writer.deltas) == 8
     return [STREAM_MESSAGE.validate_json(msg.data) for msg in received]
+
+
+async def short_answer(server: NatsServer, *, batch: bool) -> list[Any]:
+    """An answer whose fragments all came with its end."""
+    nc = await nats.connect(server.url)
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    writer = ReplyWriter(nc, inbox, request(batch=batch), batch=batch)
+    await writer.last("m", [Delta(content="Hello"), Delta(content=" there")])
+    await writer.done("m", Finish("stop", Usage(total_tokens=2)))
+    messages: list[Any] = []
+    while not messages or not isinstance(messages[-1], StreamDone):
+        messages.append(STREAM_MESSAGE.validate_json((await sub.next_msg(timeout=5)).data))
+    await nc.drain()
+    return messages
 
 
 async def test_batched_stream(nats_server: NatsServer) -> None:
@@ -69,12 +86,30 @@ async def test_batched_stream(nats_server: NatsServer) -> None:
     assert fragments[4].tool_calls is not None
     assert fragments[4].tool_calls[0].function == {"name": "f"}
     assert isinstance(messages[-1], StreamDone)
+    assert [d.content for d in messages[-1].fragments()] == ["y", "z"]
     assert messages[-1].usage.total_tokens == 6
+
+
+async def test_batched_short_answer_is_one_message(nats_server: NatsServer) -> None:
+    (done,) = await short_answer(nats_server, batch=True)
+    assert isinstance(done, StreamDone)
+    assert done.seq == 0
+    assert [d.content for d in done.fragments()] == ["Hello", " there"]
+    assert done.fragments()[0].role == "assistant"  # the first fragment of the answer
+
+
+async def test_unbatched_short_answer_sends_chunks_then_done(nats_server: NatsServer) -> None:
+    messages = await short_answer(nats_server, batch=False)
+    assert [m.seq for m in messages] == [0, 1, 2]
+    assert [m.delta.content for m in messages[:2]] == ["Hello", " there"]
+    assert isinstance(messages[2], StreamDone)
+    assert messages[2].deltas is None
 
 
 async def test_unbatched_stream_sends_one_fragment_per_message(nats_server: NatsServer) -> None:
     messages = await stream(nats_server, batch=False)
-    assert [m.seq for m in messages] == list(range(7))
+    assert [m.seq for m in messages] == list(range(9))
     assert all(m.more is None for m in messages if isinstance(m, StreamChunk))
     contents = [m.delta.content for m in messages if isinstance(m, StreamChunk)]
-    assert contents == ["a", 'b "quoted"', "c", "d", None, "é"]
+    assert contents == ["a", 'b "quoted"', "c", "d", None, "é", "y", "z"]
+    assert messages[-1].deltas is None

@@ -77,3 +77,26 @@ async def test_lines_that_arrive_together_come_as_one_burst() -> None:
     assert isinstance(events[2], Finish)
     assert events[2].finish_reason == "stop"
     assert len(events) == 3
+    assert events[2].tail == []
+
+
+async def test_fragments_that_arrive_with_the_end_ride_on_the_finish() -> None:
+    async def batches() -> AsyncIterator[list[str]]:
+        yield ['data: {"choices":[{"delta":{"content":"a"}}]}', ""]
+        yield [
+            'data: {"choices":[{"delta":{"content":"b"}}]}',
+            "",
+            'data: {"choices":[{"delta":{"content":"c"},"finish_reason":"length"}]}',
+            "",
+            'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}',
+            "data: [DONE]",
+        ]
+
+    events = [event async for event in _parse_sse_bursts(batches(), chat=True)]
+    assert events[0] == Delta(content="a")
+    finish = events[1]
+    assert isinstance(finish, Finish)
+    assert finish.tail == [Delta(content="b"), Delta(content="c")]
+    assert finish.finish_reason == "length"
+    assert finish.usage.total_tokens == 5
+    assert len(events) == 2

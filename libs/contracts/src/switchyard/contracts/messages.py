@@ -94,16 +94,27 @@ class StreamChunk(Envelope):
 
 
 class StreamDone(Envelope):
-    """The successful end of a stream."""
+    """The successful end of a stream; with `deltas`, also the answer's last fragments."""
 
     type: Literal["done"] = "done"
     seq: int = Field(ge=0)
     model: str
+    deltas: list[Delta] | None = Field(
+        default=None,
+        description=(
+            "Fragments, in order, that arrived together with the end (only if the request set "
+            "`batch`): the requester relays them before finishing. A short answer is one message."
+        ),
+    )
     finish_reason: FinishReason
     usage: Usage
     cache: CacheStatus | None = None
     degraded: list[str] | None = None
     citations: list[Citation] | None = None
+
+    def fragments(self) -> list[Delta]:
+        """The fragments that came with the end (often none)."""
+        return self.deltas or []
 
 
 class StreamError(Envelope):

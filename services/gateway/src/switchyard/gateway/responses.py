@@ -47,20 +47,20 @@ async def collect(kind: Kind, exchange: Exchange, first: StreamItem) -> dict[str
     text: list[str] = []
     tool_calls: dict[int, dict[str, Any]] = {}
     async for item in _items(exchange, first):
+        assert isinstance(item, StreamChunk | StreamDone)  # errors are raised by `next`
+        for delta in item.fragments():
+            if delta.content:
+                text.append(delta.content)
+            for call in delta.tool_calls or ():
+                slot = tool_calls.setdefault(
+                    call.index,
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                slot["id"] = call.id or slot["id"]
+                for key in ("name", "arguments"):
+                    slot["function"][key] += (call.function or {}).get(key) or ""
         if isinstance(item, StreamChunk):
-            for delta in item.fragments():
-                if delta.content:
-                    text.append(delta.content)
-                for call in delta.tool_calls or ():
-                    slot = tool_calls.setdefault(
-                        call.index,
-                        {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
-                    )
-                    slot["id"] = call.id or slot["id"]
-                    for key in ("name", "arguments"):
-                        slot["function"][key] += (call.function or {}).get(key) or ""
             continue
-        assert isinstance(item, StreamDone)
         ident, obj = _ids(kind, exchange)
         content = "".join(text)
         if kind == "chat":
@@ -142,9 +142,10 @@ async def sse_events(
             model = first.model if isinstance(first, StreamChunk | StreamDone) else ""
             pending.append(_sse_chunk(head, model, {"choices": [], "citations": citations}))
         async for item in _items(exchange, first):
-            if isinstance(item, StreamChunk):
+            assert isinstance(item, StreamChunk | StreamDone)  # errors are raised by `next`
+            if fragments := item.fragments():
                 model_json = orjson.dumps(item.model)
-                for fragment in item.fragments():
+                for fragment in fragments:
                     if kind == "chat":
                         delta = fragment.as_dict()
                         choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
@@ -153,11 +154,11 @@ async def sse_events(
                         choice = {"index": 0, "text": text, "finish_reason": None}
                     pending.append(_sse_chunk(head, model_json, {"choices": [choice]}))
                     sent += 1
+            if isinstance(item, StreamChunk):
                 if not exchange.ready():
                     yield b"".join(pending)
                     pending.clear()
                 continue
-            assert isinstance(item, StreamDone)
             last: dict[str, Any] = (
                 {"index": 0, "delta": {}, "finish_reason": item.finish_reason}
                 if kind == "chat"

@@ -129,6 +129,7 @@ class ReplyWriter:
         self.degraded: list[str] = []
         self.citations: list[Citation] | None = None
         self._prefix: bytes | None = None
+        self._tail: list[Delta] | None = None
 
     @property
     def started(self) -> bool:
@@ -148,6 +149,15 @@ class ReplyWriter:
             return
         for delta in deltas:
             await self._send(model, delta, None)
+
+    async def last(self, model: str, deltas: list[Delta]) -> None:
+        """The answer's last fragments, which came with its end: they travel in the `done`
+        message if the requester batches (a short answer is then one message), else as chunks."""
+        if not self._batch:
+            await self.chunks(model, deltas)
+        elif deltas:
+            self._tail = deltas
+            self.deltas.extend(deltas)
 
     async def _send(self, model: str, delta: Delta, more: list[Delta] | None) -> None:
         if self.seq == 0:
@@ -184,11 +194,15 @@ class ReplyWriter:
         await self._nc.publish(self._reply, payload)
 
     async def done(self, model: str, finish: Finish) -> None:
-        """End the stream successfully."""
+        """End the stream successfully (with the fragments `last` kept back)."""
+        tail, self._tail = self._tail, None
+        if tail and self.seq == 0 and tail[0].role is None:
+            tail = [tail[0].model_copy(update={"role": "assistant"}), *tail[1:]]
         message = StreamDone(
             **self._head,
             seq=self.seq,
             model=model,
+            deltas=tail,
             finish_reason=finish.finish_reason,
             usage=finish.usage,
             cache=self.cache,
@@ -436,7 +450,7 @@ class Generations:
 
     async def _replay(self, writer: ReplyWriter, cached: CachedAnswer) -> None:
         if cached.deltas:
-            await writer.chunks(cached.model, cached.deltas)
+            await writer.last(cached.model, cached.deltas)
         await writer.done(cached.model, Finish(cached.finish_reason, cached.usage))
 
     async def _degrade(
@@ -589,6 +603,10 @@ class Generations:
                                 ErrorCode.PROVIDER_ERROR, "provider stream ended without finishing"
                             ) from None
                         if isinstance(event, Finish):
+                            if event.tail:
+                                if not writer.started:
+                                    outcome.first_token_at = time.monotonic()
+                                await writer.last(model, event.tail)
                             return event
                         if not writer.started:
                             outcome.first_token_at = time.monotonic()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from switchyard.contracts import ChatCompletionRequest, CompletionRequest, Delta, Usage
@@ -13,10 +13,11 @@ from switchyard.inference.config import Deployment
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """The last item of a provider stream."""
+    """The last item of a provider stream; `tail`: fragments that arrived together with it."""
 
     finish_reason: FinishReason
     usage: Usage
+    tail: list[Delta] = field(default_factory=list)
 
 
 # A list is a burst: fragments that arrived together, in order (never empty); they may travel

@@ -269,9 +269,10 @@ async def _parse_sse_bursts(
             if reader.feed(line, out):
                 done = True
                 break
+        if done:  # the last fragments ride with the end
+            finish = reader.finish(done=True)
+            yield Finish(finish.finish_reason, finish.usage, out) if out else finish
+            return
         if out:
             yield out[0] if len(out) == 1 else out
-        if done:
-            yield reader.finish(done=True)
-            return
     yield reader.finish(done=False)
