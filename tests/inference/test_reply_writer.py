@@ -20,6 +20,7 @@ from switchyard.contracts import (
     Usage,
     deadline_in,
 )
+from switchyard.contracts.retrieval import Citation
 from switchyard.inference.generation import ReplyWriter
 from switchyard.inference.providers.base import Finish
 from switchyard.runtime.embedded import NatsServer
@@ -113,3 +114,54 @@ async def test_unbatched_stream_sends_one_fragment_per_message(nats_server: Nats
     contents = [m.delta.content for m in messages if isinstance(m, StreamChunk)]
     assert contents == ["a", 'b "quoted"', "c", "d", None, "é", "y", "z"]
     assert messages[-1].deltas is None
+
+
+CITATION = Citation(
+    index=1,
+    collection="docs",
+    document_id="d1",
+    external_id="e1",
+    chunk_id="c1",
+    title=None,
+    snippet="a source",
+    score=0.5,
+)
+
+
+async def marked(server: NatsServer, *, chunked: bool) -> list[Any]:
+    """A grounded answer from the cache, degraded: the first message says so."""
+    nc = await nats.connect(server.url)
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    writer = ReplyWriter(nc, inbox, request(batch=True), batch=True)
+    writer.cache = "hit"
+    writer.degraded = ["retrieval"]
+    writer.citations = [CITATION]
+    if chunked:
+        await writer.chunks("m", [Delta(content="x"), Delta(content="y")])
+    await writer.last("m", [Delta(content="z")])
+    await writer.done("m", Finish("stop", Usage(prompt_tokens=1, total_tokens=1, cost_usd=0.5)))
+    messages: list[Any] = []
+    while not messages or not isinstance(messages[-1], StreamDone):
+        messages.append(STREAM_MESSAGE.validate_json((await sub.next_msg(timeout=5)).data))
+    await nc.drain()
+    return messages
+
+
+async def test_first_message_carries_the_marks(nats_server: NatsServer) -> None:
+    first, done = await marked(nats_server, chunked=True)
+    assert isinstance(first, StreamChunk)
+    assert (first.cache, first.degraded, first.citations) == ("hit", ["retrieval"], [CITATION])
+    assert first.fragments() == [Delta(role="assistant", content="x"), Delta(content="y")]
+    assert isinstance(done, StreamDone)
+    assert (done.seq, done.cache, done.degraded, done.citations) == (1, "hit", ["retrieval"], None)
+    assert done.fragments() == [Delta(content="z")]
+    assert done.usage == Usage(prompt_tokens=1, total_tokens=1, cost_usd=0.5)
+
+
+async def test_done_alone_carries_the_marks(nats_server: NatsServer) -> None:
+    (done,) = await marked(nats_server, chunked=False)
+    assert isinstance(done, StreamDone)
+    assert (done.seq, done.cache, done.degraded) == (0, "hit", ["retrieval"])
+    assert done.citations == [CITATION]
+    assert done.fragments() == [Delta(role="assistant", content="z")]

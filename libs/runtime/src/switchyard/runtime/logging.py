@@ -1,13 +1,19 @@
-"""JSON-lines logging with the request id and trace id of the current request."""
+"""JSON-lines logging with the request id and trace id of the current request.
+
+Cheap enough for a line per request: the record skips what the JSON never shows (caller frame,
+thread and process names), and lines logged while the event loop runs leave in one write at the
+end of the loop's current pass (after the work that logged them, so never ahead of a reply).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -62,9 +68,61 @@ class JsonFormatter(logging.Formatter):
             return json.dumps(entry, default=str)
 
 
+class LineHandler(logging.Handler):
+    """Writes formatted records as lines to a stream. Inside a running event loop, the lines of
+    one pass of the loop are joined into one write, scheduled with `call_soon`; elsewhere (other
+    threads, no loop) each record is written at once. `flush` (also at exit) writes what waits."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self._lines: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record's line (called with the handler's lock held)."""
+        try:
+            self._lines.append(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+            return
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write()
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every waiting line."""
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def _write(self) -> None:
+        self._scheduled = False
+        if not self._lines:
+            return
+        text = "".join(self._lines)
+        self._lines.clear()
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # stderr closed or gone: nowhere left to log
+            pass
+
+
 def setup_logging(service: str, level: str = "INFO") -> None:
     """Send every log record of the process to stderr as JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
+    # The logging module's documented switches for attributes a record need not collect: the
+    # JSON never shows the caller's frame, thread or process (about a third of a record's cost).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -70,11 +70,14 @@ class ReplyStream:
     async def next(self, timeout: float) -> StreamItem:
         """The next message; raises `TimeoutError` when none arrives within `timeout` seconds."""
         if not self._messages:  # only then is a timer armed (not inside a burst)
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            # A plain timer on the future: `asyncio.timeout` would cancel and uncancel the task.
+            timer = loop.call_later(timeout, _expire, waiter)
             try:
-                async with asyncio.timeout(timeout):
-                    await self._waiter
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
         msg = self._messages.popleft()
         if msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
@@ -96,6 +99,11 @@ class ReplyStream:
         else:
             self.finished = True
         return item
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class StreamMux:
