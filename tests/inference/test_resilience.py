@@ -243,10 +243,17 @@ async def test_breaker_state_is_a_metric(
     url = f"{stack.base_url}/v1/chat/completions"
     response = await anonymous.post(url, json=chat("metered"), headers=stack.headers)
     assert response.status_code == 200
+    for name in ("no-such-model-1", "no-such-model-2"):
+        missing = await anonymous.post(url, json=chat(name), headers=stack.headers)
+        assert missing.status_code == 404
     metrics = (await anonymous.get(f"http://127.0.0.1:{port}/metrics")).text
     assert 'switchyard_deployment_breaker_state{deployment="metered#0"} 0.0' in metrics
     assert 'switchyard_upstream_attempts_total{deployment="metered#0",outcome="ok"} 1.0' in metrics
     assert 'switchyard_generations_total{model="metered",outcome="ok"} 1.0' in metrics
+    # Model names clients make up share one series (no unbounded label values).
+    unknown = 'switchyard_generations_total{model="(unknown)",outcome="model_not_found"} 2.0'
+    assert unknown in metrics
+    assert "no-such-model" not in metrics
 
 
 async def test_expired_request_is_never_sent_upstream(

@@ -39,7 +39,7 @@ from switchyard.contracts.retrieval import Citation, RagOptions, SearchHit
 from switchyard.inference.cache import CachedAnswer, ResponseCache, cache_key, cacheable
 from switchyard.inference.config import Deployment, ModelEntry
 from switchyard.inference.embeddings.models import check_kind
-from switchyard.inference.metrics import GENERATIONS, UPSTREAM_ATTEMPTS
+from switchyard.inference.metrics import COUNT_GENERATIONS, COUNT_UPSTREAM_ATTEMPTS
 from switchyard.inference.providers.base import Finish, Provider, ProviderEvent
 from switchyard.inference.resilience import (
     FALLBACK,
@@ -56,6 +56,7 @@ from switchyard.runtime.timers import IdleTimeout
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("switchyard.inference")
+UNKNOWN_MODEL = "(unknown)"  # the metrics label of a model name not in the model table
 
 RequestMessage = ChatRequestMessage | CompletionRequestMessage
 StopReason = Literal["cancelled", "shutdown"]
@@ -343,11 +344,13 @@ class Generations:
         outcome = Outcome()
         started = time.monotonic()
         model = message.body.model
+        resolved = False
         error: ErrorBody | None = None
         try:
             deadline = asyncio.get_running_loop().time() + message.remaining()
             async with asyncio.timeout_at(deadline):
                 model, entry = self._models.resolve(message.body.model)
+                resolved = True
                 check_kind(model, entry, "chat")
                 await self._answer(message, writer, model, entry, outcome)
         except asyncio.CancelledError:
@@ -366,7 +369,10 @@ class Generations:
             with contextlib.suppress(Exception):
                 await writer.error(error)
         latency = time.monotonic() - started
-        GENERATIONS.labels(model, "ok" if error is None else error.code.value).inc()
+        # A name the model table does not know is counted as such: clients choose the names.
+        COUNT_GENERATIONS.inc(
+            model if resolved else UNKNOWN_MODEL, "ok" if error is None else error.code.value
+        )
         log.info(
             "generation done",
             extra={
@@ -546,7 +552,7 @@ class Generations:
             try:
                 finish = await self._attempt(message, writer, model, deployment, outcome)
             except SwitchyardError as exc:
-                UPSTREAM_ATTEMPTS.labels(deployment.name, exc.code.value).inc()
+                COUNT_UPSTREAM_ATTEMPTS.inc(deployment.name, exc.code.value)
                 retry_after = parse_retry_after(exc.body.details.get("retry_after"))
                 if exc.code in UNHEALTHY:
                     state.breaker.record_failure(retry_after)
@@ -572,7 +578,7 @@ class Generations:
             finally:
                 state.inflight -= 1
             state.breaker.record_success()
-            UPSTREAM_ATTEMPTS.labels(deployment.name, "ok").inc()
+            COUNT_UPSTREAM_ATTEMPTS.inc(deployment.name, "ok")
             return Finish(finish.finish_reason, _priced(finish.usage, deployment))
 
     def _stream(

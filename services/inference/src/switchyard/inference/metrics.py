@@ -19,6 +19,26 @@ UPSTREAM_ATTEMPTS = Counter(
     "Calls to a deployment by outcome (ok or the error code).",
     ["deployment", "outcome"],
 )
+
+
+class Counted:
+    """Counts into a labelled counter, each label combination's child looked up once
+    (prometheus' `labels()` checks its arguments and takes a lock on every call)."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[tuple[str, ...], Counter] = {}
+
+    def inc(self, *labels: str) -> None:
+        """Add one to the series of `labels`."""
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._counter.labels(*labels)
+        child.inc()
+
+
+COUNT_GENERATIONS = Counted(GENERATIONS)
+COUNT_UPSTREAM_ATTEMPTS = Counted(UPSTREAM_ATTEMPTS)
 _STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 

@@ -180,6 +180,13 @@ def _tool_call_deltas(raw: Any) -> list[ToolCallDelta] | None:
     return [ToolCallDelta.model_validate(item) for item in raw]
 
 
+def _delta(content: Any, tool_calls: Any) -> Delta:
+    """A fragment from upstream JSON; plain text (the common case) needs no validation."""
+    if tool_calls or not (content is None or isinstance(content, str)):
+        return Delta(content=content, tool_calls=_tool_call_deltas(tool_calls))
+    return Delta.model_construct(content=content)
+
+
 class _SseReader:
     """OpenAI's stream, line by line: deltas as they come, and the finish reason and usage."""
 
@@ -209,12 +216,9 @@ class _SseReader:
             for choice in chunk.get("choices") or ():
                 if self._chat:
                     raw = choice.get("delta") or {}
-                    delta = Delta(
-                        content=raw.get("content"),
-                        tool_calls=_tool_call_deltas(raw.get("tool_calls")),
-                    )
+                    delta = _delta(raw.get("content"), raw.get("tool_calls"))
                 else:
-                    delta = Delta(content=choice.get("text"))
+                    delta = _delta(choice.get("text"), None)
                 if delta.content or delta.tool_calls:
                     self._fragments += 1
                     out.append(delta)
