@@ -8,7 +8,7 @@ import pytest
 
 from switchyard.contracts import Delta, ErrorCode, SwitchyardError
 from switchyard.inference.providers.base import Finish, ProviderEvent
-from switchyard.inference.providers.openai import _parse_sse, _parse_sse_bursts
+from switchyard.inference.providers.openai import _parse_sse, _SseReader
 
 
 async def lines(*items: str) -> AsyncIterator[str]:
@@ -60,30 +60,33 @@ async def test_failures(items: list[str], code: ErrorCode) -> None:
     assert raised.value.code == code
 
 
-async def test_lines_that_arrive_together_come_as_one_burst() -> None:
-    async def batches() -> AsyncIterator[list[str]]:
-        yield [
+def test_lines_that_arrive_together_come_as_one_burst() -> None:
+    reader = _SseReader(chat=True)
+    batches = [
+        [
             'data: {"choices":[{"delta":{"content":"a"}}]}',
             "",
             'data: {"choices":[{"delta":{"content":"b"}}]}',
             "",
-        ]
-        yield ['data: {"choices":[{"delta":{"content":"c"}}]}', ""]
-        yield ['data: {"choices":[{"delta":{},"finish_reason":"stop"}]}', "", "data: [DONE]"]
-
-    events = [event async for event in _parse_sse_bursts(batches(), chat=True)]
+        ],
+        [": keep-alive", ""],
+        ['data: {"choices":[{"delta":{"content":"c"}}]}', ""],
+        ['data: {"choices":[{"delta":{},"finish_reason":"stop"}]}', "", "data: [DONE]"],
+    ]
+    events = [reader.take(batch) for batch in batches]
     assert events[0] == [Delta(content="a"), Delta(content="b")]
-    assert events[1] == Delta(content="c")
-    assert isinstance(events[2], Finish)
-    assert events[2].finish_reason == "stop"
-    assert len(events) == 3
-    assert events[2].tail == []
+    assert events[1] is None  # nothing to relay
+    assert events[2] == Delta(content="c")
+    assert isinstance(events[3], Finish)
+    assert events[3].finish_reason == "stop"
+    assert events[3].tail == []
 
 
-async def test_fragments_that_arrive_with_the_end_ride_on_the_finish() -> None:
-    async def batches() -> AsyncIterator[list[str]]:
-        yield ['data: {"choices":[{"delta":{"content":"a"}}]}', ""]
-        yield [
+def test_fragments_that_arrive_with_the_end_ride_on_the_finish() -> None:
+    reader = _SseReader(chat=True)
+    assert reader.take(['data: {"choices":[{"delta":{"content":"a"}}]}', ""]) == Delta(content="a")
+    finish = reader.take(
+        [
             'data: {"choices":[{"delta":{"content":"b"}}]}',
             "",
             'data: {"choices":[{"delta":{"content":"c"},"finish_reason":"length"}]}',
@@ -91,12 +94,18 @@ async def test_fragments_that_arrive_with_the_end_ride_on_the_finish() -> None:
             'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}',
             "data: [DONE]",
         ]
-
-    events = [event async for event in _parse_sse_bursts(batches(), chat=True)]
-    assert events[0] == Delta(content="a")
-    finish = events[1]
+    )
     assert isinstance(finish, Finish)
     assert finish.tail == [Delta(content="b"), Delta(content="c")]
     assert finish.finish_reason == "length"
     assert finish.usage.total_tokens == 5
-    assert len(events) == 2
+
+
+def test_body_that_ends_without_done_needs_a_finish_reason() -> None:
+    reader = _SseReader(chat=True)
+    reader.take(['data: {"choices":[{"delta":{"content":"a"}}]}', ""])
+    with pytest.raises(SwitchyardError) as raised:
+        reader.finish(done=False)
+    assert raised.value.code == ErrorCode.PROVIDER_ERROR
+    reader.take(['data: {"choices":[{"delta":{},"finish_reason":"stop"}]}', ""])
+    assert reader.finish(done=False).finish_reason == "stop"

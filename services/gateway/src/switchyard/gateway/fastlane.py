@@ -78,19 +78,25 @@ class FastLane:
         relay: Relay = self._state.relay
         scheme, key = bearer_parts(request.headers.get("authorization"))
         tenant = admit(self._state, scheme, key)
-        raw = await self._body(request)
+        raw = await self._body(request.receive)
         try:
             body = route.model.model_validate_json(raw)
         except ValidationError as exc:
             return validation_error(exc.errors(include_url=False))
         return await route.endpoint(body=body, request=request, tenant=tenant, relay=relay)
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, receive: Receive) -> bytes:
         """The request body, refused past the size bound (a body sent without Content-Length
-        is counted as it arrives; one with it was checked before it was read)."""
+        is counted as it arrives; one with it was checked before it was read). Read from ASGI
+        messages directly: `Request.stream()` is an async generator, which the event loop
+        tracks and finalises (a weak reference and a hook call per request)."""
         parts: list[bytes] = []
         size = 0
-        async for part in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            part: bytes = message.get("body", b"")
             size += len(part)
             if size > self._max_body_bytes:
                 raise SwitchyardError(
@@ -98,4 +104,5 @@ class FastLane:
                     f"The request body is larger than {self._max_body_bytes} bytes.",
                 )
             parts.append(part)
-        return b"".join(parts)
+            if not message.get("more_body", False):
+                return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 import orjson
@@ -33,20 +33,14 @@ def _ids(kind: Kind, exchange: Exchange) -> tuple[str, str]:
     return f"{prefix}-{exchange.envelope.request_id}", obj
 
 
-async def _items(exchange: Exchange, first: StreamItem) -> AsyncIterator[StreamItem]:
-    item = first
-    while True:
-        yield item
-        if isinstance(item, StreamDone):
-            return
-        item = await exchange.next()
-
-
 async def collect(kind: Kind, exchange: Exchange, first: StreamItem) -> dict[str, Any]:
     """Gather the whole stream into one OpenAI response body."""
     text: list[str] = []
     tool_calls: dict[int, dict[str, Any]] = {}
-    async for item in _items(exchange, first):
+    # A plain loop, not `async for` over an async generator: leaving one early (at `done`) makes
+    # the event loop schedule a task to finalise it — a task and a wake-up per request.
+    item = first
+    while True:
         assert isinstance(item, StreamChunk | StreamDone)  # errors are raised by `next`
         for delta in item.fragments():
             if delta.content:
@@ -60,6 +54,7 @@ async def collect(kind: Kind, exchange: Exchange, first: StreamItem) -> dict[str
                 for key in ("name", "arguments"):
                     slot["function"][key] += (call.function or {}).get(key) or ""
         if isinstance(item, StreamChunk):
+            item = await exchange.next()
             continue
         ident, obj = _ids(kind, exchange)
         content = "".join(text)
@@ -93,7 +88,6 @@ async def collect(kind: Kind, exchange: Exchange, first: StreamItem) -> dict[str
         if citations := _citations(first):
             body["citations"] = citations
         return body
-    raise SwitchyardError(ErrorCode.STREAM_BROKEN, "stream ended without a terminal message")
 
 
 def _citations(first: StreamItem) -> list[dict[str, Any]] | None:
@@ -141,7 +135,8 @@ async def sse_events(
             # Sources come first, as a chunk with no choices that SDKs pass through untouched.
             model = first.model if isinstance(first, StreamChunk | StreamDone) else ""
             pending.append(_sse_chunk(head, model, {"choices": [], "citations": citations}))
-        async for item in _items(exchange, first):
+        item = first
+        while True:
             assert isinstance(item, StreamChunk | StreamDone)  # errors are raised by `next`
             if fragments := item.fragments():
                 model_json = orjson.dumps(item.model)
@@ -158,6 +153,7 @@ async def sse_events(
                 if not exchange.ready():
                     yield b"".join(pending)
                     pending.clear()
+                item = await exchange.next()
                 continue
             last: dict[str, Any] = (
                 {"index": 0, "delta": {}, "finish_reason": item.finish_reason}
@@ -171,6 +167,7 @@ async def sse_events(
             pending.append(b"data: [DONE]\n\n")
             yield b"".join(pending)
             pending.clear()
+            return
     except SwitchyardError as exc:
         log.warning("stream failed after %d chunks: %s", sent, exc.body.message)
         pending.append(_sse(openai_error(exc.body, partial=sent > 0)))

@@ -70,6 +70,11 @@ def split_url(url: str) -> tuple[Origin, str]:
 _HIGH_WATER = 1 << 20
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection carrying one request/response at a time."""
 
@@ -207,6 +212,7 @@ class Response:
         self._waiter: asyncio.Future[None] | None = None
         self._released = False
         self._linger: asyncio.TimerHandle | None = None
+        self._partial = b""  # the start of a text line whose end has not arrived
 
     # called by the connection -----------------------------------------------------------------
     def wake(self) -> None:
@@ -227,15 +233,17 @@ class Response:
         if self.error is not None:
             raise self.error
         loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
+        waiter = self._waiter = loop.create_future()
+        # A plain timer on the future: `asyncio.timeout` would cancel and uncancel the task.
+        timer = loop.call_later(self._read_timeout, _expire, waiter)
         try:
-            async with asyncio.timeout(self._read_timeout):
-                await self._waiter
+            await waiter
         except TimeoutError:
             raise Timeout(
                 f"no response bytes within {self._read_timeout:g}s (read timeout)"
             ) from None
         finally:
+            timer.cancel()
             self._waiter = None
         if self.error is not None:
             raise self.error
@@ -244,8 +252,12 @@ class Response:
         while not self.headers_done:
             await self._wait()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives: each item is everything buffered since the last one."""
+    # The hot path reads with `next_chunk` / `next_lines`, plain coroutines: an async generator
+    # left unfinished (a stream read up to `[DONE]`) is finalised by a task the event loop
+    # schedules — a task and a wake-up per request. The iterators below are for everyone else.
+    async def next_chunk(self) -> bytes | None:
+        """Everything buffered since the last call (waiting for bytes if there are none yet);
+        None once the body has ended."""
         while True:
             if self.body:
                 data = b"".join(self.body) if len(self.body) > 1 else self.body[0]
@@ -253,27 +265,43 @@ class Response:
                 if self.buffered > _HIGH_WATER:
                     self._connection.resume_reading()
                 self.buffered = 0
-                yield data
-                continue
+                return data
             if self.complete:
-                return
+                return None
             await self._wait()
+
+    async def next_lines(self) -> list[str] | None:
+        """The complete text lines that arrived together, without their line endings (for
+        server-sent events); None once the body has ended."""
+        while True:
+            data = await self.next_chunk()
+            if data is None:
+                if not self._partial:
+                    return None
+                data, self._partial = self._partial, b""
+                return [data.removesuffix(b"\r").decode("utf-8", "replace")]
+            if self._partial:
+                data = self._partial + data
+            *complete, self._partial = data.split(b"\n")
+            if complete:
+                return [line.removesuffix(b"\r").decode("utf-8", "replace") for line in complete]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: each item is everything buffered since the last one."""
+        while (data := await self.next_chunk()) is not None:
+            yield data
 
     async def read(self) -> bytes:
         """The whole body."""
-        return b"".join([chunk async for chunk in self.chunks()])
+        parts = []
+        while (data := await self.next_chunk()) is not None:
+            parts.append(data)
+        return b"".join(parts)
 
     async def line_batches(self) -> AsyncIterator[list[str]]:
-        """The body as text lines without their line endings (server-sent events): each item
-        holds the complete lines that arrived together."""
-        pending = b""
-        async for received in self.chunks():
-            data = pending + received if pending else received
-            *complete, pending = data.split(b"\n")
-            if complete:
-                yield [line.removesuffix(b"\r").decode("utf-8", "replace") for line in complete]
-        if pending:
-            yield [pending.removesuffix(b"\r").decode("utf-8", "replace")]
+        """The body as batches of text lines (see `next_lines`)."""
+        while (batch := await self.next_lines()) is not None:
+            yield batch
 
     async def lines(self) -> AsyncIterator[str]:
         """The body as text lines, one at a time."""

@@ -147,14 +147,21 @@ class OpenAIProvider:
                 body = await response.read()
                 raise _status_error(response.status, body, response.headers.get("retry-after"))
             require_event_stream(response)
-            async for event in _parse_sse_bursts(response.line_batches(), chat=chat):
+            reader = _SseReader(chat=chat)
+            # A plain loop over `next_lines`, no generator layers (see `Response.next_lines`).
+            while (batch := await response.next_lines()) is not None:
+                event = reader.take(batch)
                 if isinstance(event, Finish):
                     # What follows [DONE] (the chunked terminator) may still be on its way: let
                     # it arrive in the background, so the connection returns to the pool without
                     # delaying the answer's end (a new TCP connection per request costs more
                     # than the rest of the call).
                     response.linger()
-                yield event
+                    yield event
+                    return
+                if event is not None:
+                    yield event
+            yield reader.finish(done=False)
         except HTTPError as exc:
             raise transport_error(exc) from exc
         finally:
@@ -231,6 +238,19 @@ class _SseReader:
             ) from exc
         return False
 
+    def take(self, batch: list[str]) -> ProviderEvent | None:
+        """The event of lines that arrived together: their deltas as one burst (a lone delta as
+        itself), or the `Finish` at `[DONE]` with the deltas that came with it; None if the
+        lines carried no fragment."""
+        out: list[Delta] = []
+        for line in batch:
+            if self.feed(line, out):  # the last fragments ride with the end
+                finish = self.finish(done=True)
+                return Finish(finish.finish_reason, finish.usage, out) if out else finish
+        if not out:
+            return None
+        return out[0] if len(out) == 1 else out
+
     def finish(self, *, done: bool) -> Finish:
         """The stream's end: at `[DONE]`, or when the body ended (then a finish reason must have
         come, or the stream was cut short)."""
@@ -259,24 +279,3 @@ async def _parse_sse(
         if done:
             break
     yield reader.finish(done=done)
-
-
-async def _parse_sse_bursts(
-    batches: AsyncIterator[list[str]], *, chat: bool
-) -> AsyncGenerator[ProviderEvent, None]:
-    """Like `_parse_sse`, from lines that arrived together: their deltas come as one burst."""
-    reader = _SseReader(chat=chat)
-    async for batch in batches:
-        out: list[Delta] = []
-        done = False
-        for line in batch:
-            if reader.feed(line, out):
-                done = True
-                break
-        if done:  # the last fragments ride with the end
-            finish = reader.finish(done=True)
-            yield Finish(finish.finish_reason, finish.usage, out) if out else finish
-            return
-        if out:
-            yield out[0] if len(out) == 1 else out
-    yield reader.finish(done=False)
