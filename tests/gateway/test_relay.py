@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from tests.support.stacks import KEY, PrivateStack, private_stack
 
 from switchyard.contracts import (
+    ChatCompletionRequest,
     ChatRequestMessage,
     Delta,
     ErrorBody,
@@ -71,12 +72,14 @@ class FakeInference:
         self.nc = nc
         self.script = script
         self.requests: list[ChatRequestMessage] = []
+        self.raw: list[bytes] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> FakeInference:
         async def on_request(msg: Msg) -> None:
             request = ChatRequestMessage.model_validate_json(msg.data)
             self.requests.append(request)
+            self.raw.append(msg.data)
             task = asyncio.create_task(self.script(self.nc, request, msg.reply))
             self.tasks.add(task)
 
@@ -199,6 +202,11 @@ async def test_request_carries_envelope_and_deadline(
     assert request.tenant_id == "default"
     assert request.request_id == response.headers["x-request-id"]
     assert 5 < request.remaining() <= 7
+    # The wire carries what was set, not every default: the same request, in fewer bytes.
+    sent = json.loads(fake.raw[0])
+    assert sent["body"] == BODY
+    assert request.body == ChatCompletionRequest.model_validate(BODY)
+    assert (sent["cache"], sent["batch"]) == ("auto", True)
 
 
 async def test_batched_fragments_become_one_sse_event_each(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -81,3 +82,30 @@ def test_with_a_processor_spans_are_recorded(provider: SwitchyardTracerProvider)
     assert finished.attributes == {"switchyard.request_id": "r1"}
     assert finished.status.status_code == trace.StatusCode.ERROR
     assert [e.name for e in finished.events] == ["exception"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"traceparent": PARENT},
+        {"traceparent": PARENT, "tracestate": "vendor=abc,other=1"},
+        {"traceparent": PARENT, "baggage": "user=alice"},
+        {"traceparent": "00-00000000000000000000000000000000-b7ad6b7169203331-01"},
+        {"traceparent": "garbage"},
+    ],
+)
+def test_propagation_shortcut_matches_the_global_propagator(headers: dict[str, str]) -> None:
+    ours = context_from(headers)
+    theirs = propagate.extract(dict(headers))
+    assert trace.get_current_span(ours).get_span_context() == (
+        trace.get_current_span(theirs).get_span_context()
+    )
+    assert baggage.get_all(ours) == baggage.get_all(theirs)
+    token = otel_context.attach(ours)
+    try:
+        expected: dict[str, str] = {}
+        propagate.inject(expected)
+        assert trace_headers() == expected
+    finally:
+        otel_context.detach(token)

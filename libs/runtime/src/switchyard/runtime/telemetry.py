@@ -14,12 +14,16 @@ import random
 from collections.abc import Mapping
 from types import TracebackType
 
+from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -68,16 +72,44 @@ def _unrecorded_span(context: Context | None) -> trace.Span:
     return NonRecordingSpan(span_context)
 
 
+_W3C_TRACE = TraceContextTextMapPropagator()
+_DEFAULT_KINDS = [TraceContextTextMapPropagator, W3CBaggagePropagator]
+
+
+class _Shortcut:
+    """Whether the global propagator is OpenTelemetry's default (W3C trace context + baggage, as
+    `OTEL_PROPAGATORS` unset gives), checked once per propagator object."""
+
+    textmap: TextMapPropagator | None = None
+    default = False
+
+    @classmethod
+    def applies(cls) -> bool:
+        textmap = propagate.get_global_textmap()
+        if cls.textmap is not textmap:
+            kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
+            cls.textmap = textmap
+            cls.default = type(textmap) is CompositePropagator and kinds == _DEFAULT_KINDS
+        return cls.default
+
+
 def trace_headers() -> dict[str, str]:
     """The current trace context as message headers (`traceparent`, `tracestate`)."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    if _Shortcut.applies() and not baggage.get_all():
+        _W3C_TRACE.inject(carrier)  # what the default composite writes when there is no baggage
+    else:
+        propagate.inject(carrier)
     return carrier
 
 
 def context_from(headers: Mapping[str, str] | None) -> Context:
     """The trace context a message's headers carry (an empty context when none)."""
-    return propagate.extract(dict(headers or {}))
+    if not headers:
+        return Context()
+    if _Shortcut.applies() and "baggage" not in headers:
+        return _W3C_TRACE.extract(headers)  # what the default composite reads without baggage
+    return propagate.extract(dict(headers))
 
 
 def trace_id_hex() -> str | None:
