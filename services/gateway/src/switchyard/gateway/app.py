@@ -21,6 +21,7 @@ from switchyard.gateway.routes import router
 from switchyard.gateway.streams import StreamMux
 from switchyard.runtime.broker import make_broker, nats_probe
 from switchyard.runtime.health import HealthServer
+from switchyard.runtime.lifecycle import freeze_startup_heap
 from switchyard.runtime.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         app.state.limiter = settings.rate_limiter()
         if not settings.key_table():
             log.warning("no API keys configured: every request will be refused (401)")
+        freeze_startup_heap()
         log.info("gateway ready", extra={"host": settings.host, "port": settings.port})
         try:
             yield

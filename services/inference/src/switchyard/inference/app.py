@@ -25,6 +25,7 @@ from switchyard.inference.retriever import Retriever
 from switchyard.inference.routing import Router
 from switchyard.runtime.broker import make_broker, nats_client, nats_probe
 from switchyard.runtime.health import HealthServer
+from switchyard.runtime.lifecycle import freeze_startup_heap
 from switchyard.runtime.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ async def lifespan(settings: InferenceSettings) -> AsyncIterator[Inference]:
         hot_path = GenerationHandlers(nc, generations)
         await hot_path.subscribe()
         await health.start()
+        freeze_startup_heap()
         log.info("inference ready", extra={"models": sorted(entries), "health_port": health.port})
         yield Inference(settings, broker, generations, health)
         await hot_path.stop_taking_requests()
