@@ -71,13 +71,14 @@ class JsonFormatter(logging.Formatter):
 class LineHandler(logging.Handler):
     """Writes formatted records as lines to a stream. Inside a running event loop, the lines of
     one pass of the loop are joined into one write, scheduled with `call_soon`; elsewhere (other
-    threads, no loop) each record is written at once. `flush` (also at exit) writes what waits."""
+    threads, no loop) each record is written at once, with any lines still waiting. `flush`
+    (also at exit) writes what waits."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self.stream = stream
         self._lines: list[str] = []
-        self._scheduled = False
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush waits on
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record's line (called with the handler's lock held)."""
@@ -86,15 +87,14 @@ class LineHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        if self._scheduled:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._write()
             return
-        self._scheduled = True
-        loop.call_soon(self.flush)
+        if self._flush_on is not loop:  # none scheduled yet, or on a loop that has ended
+            self._flush_on = loop
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write every waiting line."""
@@ -102,7 +102,7 @@ class LineHandler(logging.Handler):
             self._write()
 
     def _write(self) -> None:
-        self._scheduled = False
+        self._flush_on = None
         if not self._lines:
             return
         text = "".join(self._lines)
