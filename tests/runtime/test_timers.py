@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from switchyard.runtime.timers import IdleTimeout
+from switchyard.runtime.timers import IdleTimeout, wait_within
 
 
 async def test_items_in_time_never_fire() -> None:
@@ -73,3 +73,32 @@ async def test_nested_in_an_outer_timeout() -> None:
     with pytest.raises(TimeoutError):
         await outer_deadline_first()
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_wait_within_returns_what_arrives_in_time() -> None:
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[str] = loop.create_future()
+    loop.call_later(0.02, waiter.set_result, "ok")
+    assert await wait_within(waiter, 1.0) == "ok"
+
+
+async def test_wait_within_times_out_and_fails_the_future() -> None:
+    waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await wait_within(waiter, 0.05)
+    assert 0.04 <= asyncio.get_running_loop().time() - started < 1.0
+    assert waiter.done()
+    with pytest.raises(asyncio.InvalidStateError):
+        waiter.set_result("late")
+
+
+async def test_wait_within_leaves_a_cancel_a_cancel() -> None:
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    task = asyncio.ensure_future(wait_within(waiter, 0.05))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.08)  # past the limit: the cancelled timer does nothing
+    assert waiter.cancelled()

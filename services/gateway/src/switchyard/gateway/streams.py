@@ -30,6 +30,7 @@ from switchyard.contracts import (
     SwitchyardError,
     subjects,
 )
+from switchyard.runtime.timers import wait_within
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,10 @@ class ReplyStream:
     async def next(self, timeout: float) -> StreamItem:
         """The next message; raises `TimeoutError` when none arrives within `timeout` seconds."""
         if not self._messages:  # only then is a timer armed (not inside a burst)
-            loop = asyncio.get_running_loop()
-            waiter = self._waiter = loop.create_future()
-            # A plain timer on the future: `asyncio.timeout` would cancel and uncancel the task.
-            timer = loop.call_later(timeout, _expire, waiter)
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await waiter
+                await wait_within(self._waiter, timeout)
             finally:
-                timer.cancel()
                 self._waiter = None
         msg = self._messages.popleft()
         if msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
@@ -99,11 +96,6 @@ class ReplyStream:
         else:
             self.finished = True
         return item
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class StreamMux:

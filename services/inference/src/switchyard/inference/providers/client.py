@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from switchyard.runtime.timers import wait_within
+
 
 class HTTPError(Exception):
     """A failure that produced no usable HTTP response."""
@@ -68,11 +70,6 @@ def split_url(url: str) -> tuple[Origin, str]:
 
 # Pause reading a response whose unread body grows past this (a slow consumer).
 _HIGH_WATER = 1 << 20
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class _Connection(asyncio.Protocol):
@@ -232,18 +229,14 @@ class Response:
     async def _wait(self) -> None:
         if self.error is not None:
             raise self.error
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        # A plain timer on the future: `asyncio.timeout` would cancel and uncancel the task.
-        timer = loop.call_later(self._read_timeout, _expire, waiter)
+        self._waiter = asyncio.get_running_loop().create_future()
         try:
-            await waiter
+            await wait_within(self._waiter, self._read_timeout)
         except TimeoutError:
             raise Timeout(
                 f"no response bytes within {self._read_timeout:g}s (read timeout)"
             ) from None
         finally:
-            timer.cancel()
             self._waiter = None
         if self.error is not None:
             raise self.error
