@@ -124,6 +124,7 @@ def model_table(fake: FakeOpenAI) -> dict[str, dict[str, Any]]:
             "base_url": fake.base_url,
             "upstream_model": behaviour,
             "first_token_timeout": 1.0 if behaviour == "slow" else 10.0,
+            "response_timeout": 1.0 if behaviour == "slow" else 10.0,
             # the slow-first-token bound is measured on one attempt
             "resilience": {**fast_retries, "max_attempts": 1 if behaviour == "slow" else 3},
         }

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 import openai
-from openai.types.chat import ChatCompletionMessageFunctionToolCall
+from openai.types.chat import ChatCompletionMessageFunctionToolCall, ChatCompletionToolParam
 from tests.support.fake_openai import OK_TEXT, FakeOpenAI
 
 
@@ -31,12 +31,16 @@ async def test_chat_non_streamed(client: openai.AsyncOpenAI, fake_provider: Fake
     assert call.path == "/v1/chat/completions"
     assert call.model == "ok"  # the deployment's upstream name, not the public one
     assert call.body["temperature"] == 0.5
+    # Not streamed by the client, so not streamed upstream: the answer came as one JSON body.
+    assert "stream" not in call.body
+    assert "stream_options" not in call.body
 
 
-async def test_chat_streamed(client: openai.AsyncOpenAI) -> None:
+async def test_chat_streamed(client: openai.AsyncOpenAI, fake_provider: FakeOpenAI) -> None:
+    prompt = marker()
     stream = await client.chat.completions.create(
         model="fake-ok",
-        messages=[{"role": "user", "content": marker()}],
+        messages=[{"role": "user", "content": prompt}],
         stream=True,
         stream_options={"include_usage": True},
     )
@@ -59,6 +63,9 @@ async def test_chat_streamed(client: openai.AsyncOpenAI) -> None:
     assert finish == "stop"
     assert usage is not None
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    sent = fake_provider.calls[prompt].body
+    assert sent["stream"] is True
+    assert sent["stream_options"] == {"include_usage": True}
 
 
 async def test_stream_ends_with_done_marker(http: httpx.AsyncClient) -> None:
@@ -72,19 +79,21 @@ async def test_stream_ends_with_done_marker(http: httpx.AsyncClient) -> None:
     assert all(line.startswith("data: ") for line in lines)
 
 
+WEATHER_TOOL: list[ChatCompletionToolParam] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
 async def test_tool_calls_pass_through(client: openai.AsyncOpenAI) -> None:
+    """A whole answer's tool call (upstream not streamed) comes back as the provider made it."""
     result = await client.chat.completions.create(
-        model="fake-tools",
-        messages=[{"role": "user", "content": marker()}],
-        tools=[
-            {
-                "type": "function",
-                "function": {
-                    "name": "get_weather",
-                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-                },
-            }
-        ],
+        model="fake-tools", messages=[{"role": "user", "content": marker()}], tools=WEATHER_TOOL
     )
     choice = result.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -94,6 +103,32 @@ async def test_tool_calls_pass_through(client: openai.AsyncOpenAI) -> None:
     assert call.id == "call_1"
     assert call.function.name == "get_weather"
     assert call.function.arguments == '{"city": "Paris"}'
+
+
+async def test_streamed_tool_calls_pass_through(client: openai.AsyncOpenAI) -> None:
+    """A streamed tool call arrives in pieces, by index, and adds up to the whole call."""
+    stream = await client.chat.completions.create(
+        model="fake-tools",
+        messages=[{"role": "user", "content": marker()}],
+        tools=WEATHER_TOOL,
+        stream=True,
+    )
+    ids, names, arguments, finish = [], [], "", None
+    async for chunk in stream:
+        for choice in chunk.choices:
+            for piece in choice.delta.tool_calls or []:
+                assert piece.index == 0
+                ids += [piece.id] if piece.id else []
+                if piece.function is not None:
+                    names += [piece.function.name] if piece.function.name else []
+                    arguments += piece.function.arguments or ""
+            finish = choice.finish_reason or finish
+    assert (ids, names, arguments, finish) == (
+        ["call_1"],
+        ["get_weather"],
+        '{"city": "Paris"}',
+        "tool_calls",
+    )
 
 
 async def test_completions(client: openai.AsyncOpenAI, fake_provider: FakeOpenAI) -> None:

@@ -43,15 +43,22 @@ async def test_upstream_503_is_503(http: httpx.AsyncClient) -> None:
     assert "overloaded" in response.json()["error"]["message"]
 
 
-async def test_slow_first_token_times_out(http: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    ("stream", "what"),
+    [(True, "sent no first token within 1s"), (False, "sent no answer within 1s")],
+)
+async def test_slow_upstream_times_out(http: httpx.AsyncClient, stream: bool, what: str) -> None:
+    """Streamed, the deployment's first_token_timeout bounds the first token; not streamed, its
+    response_timeout bounds the whole answer (both 1 s for `fake-slow`, which waits 3 s)."""
     started = time.monotonic()
     response = await http.post(
-        "/v1/chat/completions", json={"model": "fake-slow", "messages": user()}
+        "/v1/chat/completions", json={"model": "fake-slow", "messages": user(), "stream": stream}
     )
     elapsed = time.monotonic() - started
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "provider_timeout"
-    assert 0.8 <= elapsed <= 2.0  # the deployment's first_token_timeout is 1 s (±20 %)
+    assert what in response.json()["error"]["message"]
+    assert 0.8 <= elapsed <= 2.0  # the bound is 1 s (±20 %)
 
 
 async def test_stream_cut_midway_ends_with_partial_error(

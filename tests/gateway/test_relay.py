@@ -43,6 +43,7 @@ def lone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
     env = {
         "SWITCHYARD_GATEWAY_FIRST_TOKEN_TIMEOUT": "1",
         "SWITCHYARD_GATEWAY_IDLE_TIMEOUT": "1",
+        "SWITCHYARD_GATEWAY_RESPONSE_TIMEOUT": "2",
         # A second tenant with a rate limit: 1 request/s, a bucket of 2.
         "SWITCHYARD_GATEWAY_API_KEYS": f"{KEY},{LIMITED_KEY}=limited",
         "SWITCHYARD_GATEWAY_TENANT_RATE_LIMITS": "limited=1",
@@ -109,19 +110,27 @@ async def test_no_inference_running_is_503(lone_http: httpx.AsyncClient) -> None
     assert models.json()["error"]["code"] == "service_unavailable"
 
 
-async def test_silent_inference_times_out_at_first_token(
-    lone_http: httpx.AsyncClient, nc: Client
+@pytest.mark.parametrize(
+    ("streamed", "bound", "what"),
+    [(True, 1.0, "no first token within 1s"), (False, 2.0, "no answer within 2s")],
+)
+async def test_silent_inference_times_out_at_first_message(
+    lone_http: httpx.AsyncClient, nc: Client, streamed: bool, bound: float, what: str
 ) -> None:
+    """A streamed request waits `first_token_timeout` for its first message; a non-streamed one
+    `response_timeout` (inference may get its answer whole from upstream)."""
+
     async def silent(_nc: Client, _req: ChatRequestMessage, _reply: str) -> None:
         await asyncio.sleep(30)
 
     async with FakeInference(nc, silent):
         started = time.monotonic()
-        response = await lone_http.post("/v1/chat/completions", json=BODY)
+        response = await lone_http.post("/v1/chat/completions", json={**BODY, "stream": streamed})
         elapsed = time.monotonic() - started
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "provider_timeout"
-    assert 0.9 <= elapsed < 2.0
+    assert response.json()["error"]["message"] == what
+    assert bound - 0.1 <= elapsed < bound + 1.0
 
 
 async def test_stall_mid_stream_ends_with_partial_timeout_and_cancel(

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import nats
+import orjson
 import pytest
 from nats.aio.msg import Msg
 from tests.conftest import OTHER_KEY
@@ -127,7 +128,11 @@ async def test_deterministic_request_is_cached(
     async with http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r:
         assert r.headers["x-switchyard-cache"] == "hit"
         lines = [line async for line in r.aiter_lines() if line]
-    assert len(lines) == len(OK_TEXT.split(" ")) + 2  # every delta, the finish chunk, [DONE]
+    # The first call was not streamed, so upstream answered whole: one delta, as stored, then
+    # the finish chunk and [DONE].
+    assert len(lines) == 3
+    assert orjson.loads(lines[0][len("data: ") :])["choices"][0]["delta"]["content"] == OK_TEXT
+    assert lines[-1] == "data: [DONE]"
     assert len(fake_provider.history[prompt]) == 1  # the provider saw one call in all
 
 

@@ -1,16 +1,18 @@
-"""A real HTTP server that speaks the OpenAI streaming protocol and misbehaves on demand.
+"""A real HTTP server that speaks the OpenAI protocol (streamed and not) and misbehaves on demand.
 
 It stands in for a remote model provider (the one thing that cannot run here). The upstream
-model name in the request picks the behaviour:
+model name in the request picks the behaviour; a request with `stream: true` is answered with
+server-sent events, any other with one JSON body (as OpenAI does):
 
-- `ok`           streams the words of `OK_TEXT`, then `[DONE]`
-- `slow`         waits `SLOW_SECONDS` before the first chunk
-- `cut`          sends `CUT_AFTER` chunks, then drops the connection mid-stream
-- `malformed`    sends a chunk that is not JSON
+- `ok`           the words of `OK_TEXT` (streamed: one chunk per word, then `[DONE]`)
+- `slow`         waits `SLOW_SECONDS` before the first chunk (or the whole answer)
+- `cut`          sends `CUT_AFTER` chunks (or half the JSON body), then drops the connection
+- `malformed`    sends a chunk (or a body) that is not JSON
 - `html`         answers 200 with `text/html`
 - `unavailable`  answers 503 with an OpenAI error body
-- `trickle`      sends a chunk every 100 ms for 60 s (to watch for the client going away)
-- `tools`        streams a tool call
+- `trickle`      sends a chunk every 100 ms for 60 s, or (not streamed) is still thinking after
+                 60 s (to watch for the client going away)
+- `tools`        a tool call
 - `ratelimit-once`  answers 429 with `Retry-After: 1` to the first call of each prompt, then `ok`
 
 Any other name behaves as `modes[name]` (default `ok`), which a test may change while it runs.
@@ -119,11 +121,13 @@ class FakeOpenAI(LoopbackServer):
             )
             await writer.drain()
             return True
+        chat = call.path.endswith("/chat/completions")
+        if not call.body.get("stream"):
+            return await self._whole(call, model, chat, reader, writer)
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
             b"transfer-encoding: chunked\r\n\r\n"
         )
-        chat = call.path.endswith("/chat/completions")
 
         async def send(data: bytes) -> None:
             frame = b"data: " + data + b"\n\n"
@@ -194,4 +198,49 @@ class FakeOpenAI(LoopbackServer):
             await send(b"[DONE]")
             writer.write(b"0\r\n\r\n")
             await writer.drain()
+        return True
+
+    async def _whole(
+        self,
+        call: Call,
+        model: str,
+        chat: bool,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """A non-streamed answer: one `chat.completion` (or `text_completion`) JSON body."""
+        if model == "slow":
+            await asyncio.sleep(SLOW_SECONDS)
+        elif model == "trickle":  # thinks for a minute, watching for the client to leave
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reader.read(1), timeout=60)
+            call.closed_at = time.monotonic()
+            return False
+        text, finish, message = OK_TEXT, "stop", {}
+        if model == "tools":
+            text, finish = "", "tool_calls"
+            function = {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+            message = {"tool_calls": [{"id": "call_1", "type": "function", "function": function}]}
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text or None, **message}
+        else:
+            choice["text"] = text
+        words = len(text.split(" ")) if text else 1
+        usage = {"prompt_tokens": 7, "completion_tokens": words, "total_tokens": 7 + words}
+        kind = "chat.completion" if chat else "text_completion"
+        body = orjson.dumps(
+            {"id": "fake", "object": kind, "model": model, "choices": [choice], "usage": usage}
+        )
+        if model == "malformed":
+            body = b"{this is not json"
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+        if model == "cut":
+            writer.write(head % len(body) + body[: len(body) // 2])
+            await writer.drain()
+            writer.transport.abort()  # drop the connection before the body is complete
+            return False
+        writer.write(head % len(body) + body)
+        await writer.drain()
+        call.chunks_sent = 1
         return True

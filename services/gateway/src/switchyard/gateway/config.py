@@ -24,10 +24,20 @@ class GatewaySettings(ServiceSettings):
         default=300.0, gt=0, description="Absolute deadline of a request, in seconds."
     )
     first_token_timeout: float = Field(
-        default=60.0, gt=0, description="Seconds to wait for the first streamed message."
+        default=60.0,
+        gt=0,
+        description="Seconds to wait for the first message of a streamed request.",
     )
     idle_timeout: float = Field(
         default=60.0, gt=0, description="Seconds to wait between streamed messages."
+    )
+    response_timeout: float = Field(
+        default=150.0,
+        gt=0,
+        description=(
+            "Seconds to wait for the first message of a non-streamed request: inference may get "
+            "the answer whole from upstream (each deployment's response_timeout, 120 s by default)."
+        ),
     )
     control_timeout: float = Field(
         default=5.0, gt=0, description="Timeout of small request/reply calls (e.g. listing models)."

@@ -47,21 +47,31 @@ class ClientGone(Exception):
 class Exchange:
     """One request's reply stream, with the gateway's timeouts."""
 
-    def __init__(self, relay: Relay, envelope: Envelope, stream: ReplyStream) -> None:
+    def __init__(
+        self, relay: Relay, envelope: Envelope, stream: ReplyStream, *, streamed: bool = True
+    ) -> None:
         self._relay = relay
         self.envelope = envelope
         self._stream = stream
         self._first = True
+        # A non-streamed answer may come whole at the end (upstream called non-streamed): its
+        # first message is bounded by `response_timeout`, not by `first_token_timeout`.
+        self._streamed = streamed
         self.started = time.monotonic()
         self.first_at: float | None = None
 
     async def next(self) -> StreamItem:
         """The next message of the stream; an error message is raised as `SwitchyardError`."""
         settings = self._relay.settings
-        limit = settings.first_token_timeout if self._first else settings.idle_timeout
         remaining = self.envelope.remaining()
         if remaining <= 0:
             raise SwitchyardError(ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed")
+        if not self._first:
+            limit = settings.idle_timeout
+        elif self._streamed:
+            limit = settings.first_token_timeout
+        else:
+            limit = settings.response_timeout
         try:
             item = await self._stream.next(min(limit, remaining))
         except TimeoutError:
@@ -69,7 +79,9 @@ class Exchange:
                 raise SwitchyardError(
                     ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed"
                 ) from None
-            what = "first token" if self._first else "next chunk"
+            what = (
+                "next chunk" if not self._first else "first token" if self._streamed else "answer"
+            )
             raise SwitchyardError(
                 ErrorCode.PROVIDER_TIMEOUT, f"no {what} within {limit:g}s", timeout=limit
             ) from None
@@ -134,7 +146,7 @@ class Relay:
         # validates a third of the bytes (about 4 µs less per request).
         payload = message.model_dump_json(exclude_unset=True).encode()
         stream = await self.mux.send(subject, payload, trace_headers())
-        exchange = Exchange(self, message, stream)
+        exchange = Exchange(self, message, stream, streamed=message.body.stream)
         try:
             first = await exchange.next()
         except BaseException:

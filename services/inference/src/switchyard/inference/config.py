@@ -76,6 +76,14 @@ class Deployment(BaseModel):
         default=30.0, gt=0, description="Seconds to the first token."
     )
     idle_timeout: float = Field(default=30.0, gt=0, description="Seconds allowed between chunks.")
+    response_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Seconds for a whole answer when the call upstream is not streamed (a client's "
+            "non-streamed request to an OpenAI-compatible endpoint)."
+        ),
+    )
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect upstream.")
     max_concurrency: int = Field(
         default=256, ge=1, description="Requests in flight to this deployment at once."

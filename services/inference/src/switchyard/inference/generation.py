@@ -583,7 +583,8 @@ class Generations:
 
     def _stream(
         self, message: RequestMessage, model: str, deployment: Deployment
-    ) -> AsyncGenerator[ProviderEvent, None]:
+    ) -> tuple[AsyncGenerator[ProviderEvent, None], bool]:
+        """The provider's answer, and whether it streams (else it comes whole at the end)."""
         provider = self._providers.get(deployment.provider)
         if provider is None:
             raise SwitchyardError(
@@ -593,9 +594,10 @@ class Generations:
         body = message.body
         if body.model != model:  # an alias, or a fallback model
             body = body.model_copy(update={"model": model})
+        streams = provider.streams(body)
         if isinstance(message, ChatRequestMessage):
-            return provider.chat(body, deployment)  # type: ignore[arg-type]
-        return provider.complete(body, deployment)  # type: ignore[arg-type]
+            return provider.chat(body, deployment), streams  # type: ignore[arg-type]
+        return provider.complete(body, deployment), streams  # type: ignore[arg-type]
 
     async def _attempt(
         self,
@@ -606,11 +608,13 @@ class Generations:
         outcome: Outcome,
     ) -> Finish:
         """One call to one deployment, its chunks relayed as they arrive."""
-        stream = self._stream(message, model, deployment)
+        stream, streams = self._stream(message, model, deployment)
         async with contextlib.aclosing(stream):
             # One timer for the whole call (a timeout per chunk cost 7 % of inference CPU):
-            # the first-token bound, then the idle bound between chunks.
-            idle = IdleTimeout(deployment.first_token_timeout)
+            # the first-token bound, then the idle bound between chunks; an answer that comes
+            # whole has the deployment's `response_timeout`.
+            first = deployment.first_token_timeout if streams else deployment.response_timeout
+            idle = IdleTimeout(first)
             try:
                 async with idle:
                     while True:
@@ -634,7 +638,7 @@ class Generations:
                             await writer.chunk(model, event)
                         idle.touch(deployment.idle_timeout)
             except TimeoutError:
-                what = "next chunk" if writer.started else "first token"
+                what = "next chunk" if writer.started else "first token" if streams else "answer"
                 raise SwitchyardError(
                     ErrorCode.PROVIDER_TIMEOUT,
                     f"{deployment.name} sent no {what} within {idle.limit:g}s",

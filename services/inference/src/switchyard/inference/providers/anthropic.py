@@ -269,6 +269,10 @@ class AnthropicProvider:
         """Close the connection pool."""
         await self._client.aclose()
 
+    def streams(self, request: ChatCompletionRequest | CompletionRequest) -> bool:
+        """Always: the Messages API is called streamed."""
+        return True
+
     def chat(
         self, request: ChatCompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:

@@ -28,6 +28,11 @@ ProviderEvent = Delta | list[Delta] | Finish
 class Provider(Protocol):
     """A model backend. Streams never block the event loop; closing the iterator stops the work."""
 
+    def streams(self, request: ChatCompletionRequest | CompletionRequest) -> bool:
+        """Whether this request's answer comes as it is made (then the deployment's first-token
+        and idle bounds apply), or whole at the end (bounded by its `response_timeout`)."""
+        ...
+
     def chat(
         self, request: ChatCompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:

@@ -25,3 +25,13 @@ def require_event_stream(response: Response) -> None:
             ErrorCode.PROVIDER_BAD_RESPONSE,
             f"upstream sent content type {ctype!r}, expected text/event-stream",
         )
+
+
+def require_json(response: Response) -> None:
+    """A 200 that is not JSON is a malformed answer (an HTML error page, say)."""
+    ctype = response.headers.get("content-type", "")
+    if not ctype.startswith("application/json"):
+        raise SwitchyardError(
+            ErrorCode.PROVIDER_BAD_RESPONSE,
+            f"upstream sent content type {ctype!r}, expected application/json",
+        )

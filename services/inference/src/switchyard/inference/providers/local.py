@@ -121,6 +121,10 @@ class LocalProvider:
         """Stop the worker threads (running generations finish their current token)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def streams(self, request: ChatCompletionRequest | CompletionRequest) -> bool:
+        """Always: tokens come one by one from the model."""
+        return True
+
     def chat(
         self, request: ChatCompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:

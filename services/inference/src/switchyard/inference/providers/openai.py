@@ -1,6 +1,9 @@
 """Any OpenAI-compatible HTTP endpoint (OpenAI, vLLM, Ollama, llama.cpp server …).
 
-Streams are parsed incrementally: each SSE `data:` line becomes a delta as soon as it arrives.
+A client's streamed request is streamed upstream and parsed incrementally: each SSE `data:` line
+becomes a delta as soon as it arrives. A non-streamed request is sent non-streamed: the answer
+comes back as one JSON body, bounded by the deployment's `response_timeout` — a whole answer is one
+read and one parse, where a stream of it costs an event (and a wake-up) per token.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from switchyard.contracts import (
     ToolCallDelta,
     Usage,
 )
+from switchyard.contracts.openai import FinishReason
 from switchyard.inference.config import Deployment
 from switchyard.inference.embeddings.result import Embedded
 from switchyard.inference.embeddings.upstream import embeddings_payload, parse_embeddings
 from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
 from switchyard.inference.providers.client import Client, HTTPError
-from switchyard.inference.providers.http import require_event_stream, transport_error
+from switchyard.inference.providers.http import require_event_stream, require_json, transport_error
 
 _STATUS_CODES: dict[int, ErrorCode] = {
     400: ErrorCode.INVALID_REQUEST,
@@ -58,8 +62,9 @@ def _payload(
 ) -> bytes:
     body = request.model_dump(exclude_none=True, exclude={"stream", "stream_options"})
     body["model"] = deployment.upstream_model or name
-    body["stream"] = True
-    body["stream_options"] = {"include_usage": True}
+    if request.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
     if request.token_limit() is None:
         body["max_tokens"] = deployment.default_max_tokens
     return orjson.dumps(body)
@@ -75,17 +80,23 @@ class OpenAIProvider:
         """Close the connection pool."""
         await self._client.aclose()
 
+    def streams(self, request: ChatCompletionRequest | CompletionRequest) -> bool:
+        """Whether the call upstream streams: as the client asked."""
+        return request.stream
+
     def chat(
         self, request: ChatCompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:
-        """Stream a chat completion from `{base_url}/chat/completions`."""
-        return self._stream("chat/completions", request, deployment, chat=True)
+        """A chat completion from `{base_url}/chat/completions` (streamed if the client asked)."""
+        call = self._stream if request.stream else self._whole
+        return call("chat/completions", request, deployment, chat=True)
 
     def complete(
         self, request: CompletionRequest, deployment: Deployment
     ) -> AsyncGenerator[ProviderEvent, None]:
-        """Stream a text completion from `{base_url}/completions`."""
-        return self._stream("completions", request, deployment, chat=False)
+        """A text completion from `{base_url}/completions` (streamed if the client asked)."""
+        call = self._stream if request.stream else self._whole
+        return call("completions", request, deployment, chat=False)
 
     async def embed(
         self,
@@ -121,6 +132,34 @@ class OpenAIProvider:
         if response.status != 200:
             raise _status_error(response.status, body, response.headers.get("retry-after"))
         return parse_embeddings(body, len(texts))
+
+    async def _whole(
+        self,
+        path: str,
+        request: ChatCompletionRequest | CompletionRequest,
+        deployment: Deployment,
+        *,
+        chat: bool,
+    ) -> AsyncGenerator[ProviderEvent, None]:
+        """A non-streamed call: the whole answer as one `Finish` (its fragment in `tail`)."""
+        try:
+            async with await self._client.stream(
+                "POST",
+                _url(deployment, path),
+                content=_payload(request, deployment, request.model),
+                headers=_headers(deployment, "application/json"),
+                connect_timeout=deployment.connect_timeout,
+                # The caller's timer bounds the answer by `response_timeout` (and says so in
+                # its error); this read timeout is only the backstop behind it.
+                read_timeout=deployment.response_timeout + 1.0,
+            ) as response:
+                body = await response.read()
+        except HTTPError as exc:
+            raise transport_error(exc) from exc
+        if response.status != 200:
+            raise _status_error(response.status, body, response.headers.get("retry-after"))
+        require_json(response)
+        yield _answer(body, chat=chat)
 
     async def _stream(
         self,
@@ -179,6 +218,49 @@ def _headers(deployment: Deployment, accept: str) -> dict[str, str]:
     if deployment.api_key_env and (key := os.environ.get(deployment.api_key_env)):
         headers["authorization"] = f"Bearer {key}"
     return headers
+
+
+def _answer(body: bytes, *, chat: bool) -> Finish:
+    """A non-streamed answer (`chat.completion` or `text_completion`): its first choice."""
+    try:
+        data = orjson.loads(body)
+        if not isinstance(data, dict):
+            raise TypeError("the answer is not a JSON object")
+        if data.get("error"):
+            message = data["error"].get("message", "upstream error")
+            raise SwitchyardError(ErrorCode.PROVIDER_ERROR, f"upstream error: {message}")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ValueError("the answer has no choices")
+        choice = choices[0]
+        if chat:
+            message = choice.get("message") or {}
+            calls = message.get("tool_calls")
+            # A whole tool call has no `index`: its place in the list is its index.
+            indexed = [{**c, "index": i} for i, c in enumerate(calls)] if calls else None
+            delta = _delta(message.get("content"), indexed)
+        else:
+            delta = _delta(choice.get("text"), None)
+        tail = [delta] if delta.content or delta.tool_calls else []
+        raw = data.get("usage")
+        if raw:
+            usage = usage_of(int(raw.get("prompt_tokens", 0)), int(raw.get("completion_tokens", 0)))
+        else:
+            usage = usage_of(0, len(tail))
+        return Finish(_finish_reason(choice.get("finish_reason")), usage, tail)
+    except SwitchyardError:
+        raise
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+        raise SwitchyardError(
+            ErrorCode.PROVIDER_BAD_RESPONSE, f"malformed answer from upstream: {exc}"
+        ) from exc
+
+
+def _finish_reason(reason: Any) -> FinishReason:
+    """OpenAI's finish reason, or `stop` for one this API does not know."""
+    if reason in {"stop", "length", "tool_calls", "content_filter"}:
+        return reason  # type: ignore[no-any-return]
+    return "stop"
 
 
 def _tool_call_deltas(raw: Any) -> list[ToolCallDelta] | None:
@@ -258,10 +340,10 @@ class _SseReader:
             raise SwitchyardError(
                 ErrorCode.PROVIDER_ERROR, "upstream stream ended before it finished"
             )
-        reason = self._finish_reason
-        if reason not in {"stop", "length", "tool_calls", "content_filter"}:
-            reason = "stop"
-        return Finish(finish_reason=reason, usage=self._usage or usage_of(0, self._fragments))
+        return Finish(
+            finish_reason=_finish_reason(self._finish_reason),
+            usage=self._usage or usage_of(0, self._fragments),
+        )
 
 
 async def _parse_sse(
