@@ -218,6 +218,33 @@ async def test_request_carries_envelope_and_deadline(
     assert (sent["cache"], sent["batch"]) == ("auto", True)
 
 
+async def test_body_travels_to_inference_as_the_client_sent_it(
+    lone_http: httpx.AsyncClient, nc: Client
+) -> None:
+    """The validated body is not serialised again: its bytes go to inference as they came, and
+    inference's validation of them gives the gateway's body, with the same fields set."""
+
+    async def answer(nc: Client, req: ChatRequestMessage, reply: str) -> None:
+        done = StreamDone(**req.header(), seq=0, model="m", finish_reason="stop", usage=Usage())
+        await nc.publish(reply, done.model_dump_json().encode())
+
+    raw = (
+        b'{ "model" : "m",\n  "messages": [{"role": "user", "content": '
+        b'[{"type": "text", "text": "caf\\u00e9 \xe2\x98\x95"}]}],\n  "temperature": 1 }'
+    )
+    async with FakeInference(nc, answer) as fake:
+        response = await lone_http.post(
+            "/v1/chat/completions", content=raw, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 200
+    assert raw in fake.raw[0]
+    request = fake.requests[0]
+    assert request.body == ChatCompletionRequest.model_validate_json(raw)
+    assert request.body.model_fields_set == {"model", "messages", "temperature"}
+    assert request.body.messages[0].content[0].text == "caf\u00e9 \u2615"  # type: ignore[union-attr,index]
+    assert (request.cache, request.batch) == ("auto", True)
+
+
 async def test_batched_fragments_become_one_sse_event_each(
     lone_http: httpx.AsyncClient, nc: Client
 ) -> None:

@@ -28,7 +28,7 @@ from switchyard.contracts import (
 )
 from switchyard.gateway.auth import admit, bearer_parts
 from switchyard.gateway.errors import error_response, unexpected_error, validation_error
-from switchyard.gateway.relay import Relay
+from switchyard.gateway.relay import BODY_JSON, Relay
 from switchyard.gateway.routes import chat_completions, completions
 
 Endpoint = Callable[..., Awaitable[Response]]
@@ -83,6 +83,7 @@ class FastLane:
             body = route.model.model_validate_json(raw)
         except ValidationError as exc:
             return validation_error(exc.errors(include_url=False))
+        request.scope["state"][BODY_JSON] = raw  # travels to inference as it came (see Relay.start)
         return await route.endpoint(body=body, request=request, tenant=tenant, relay=relay)
 
     async def _body(self, receive: Receive) -> bytes:

@@ -39,6 +39,9 @@ from switchyard.runtime.telemetry import trace_headers
 
 T = TypeVar("T")
 
+# Where the fast lane leaves a request's validated JSON body in the ASGI scope's state.
+BODY_JSON = "body_json"
+
 
 class ClientGone(Exception):
     """The HTTP client disconnected."""
@@ -136,15 +139,24 @@ class Relay:
         }
 
     async def start(
-        self, subject: str, message: ChatRequestMessage | CompletionRequestMessage
+        self,
+        subject: str,
+        message: ChatRequestMessage | CompletionRequestMessage,
+        body_json: bytes | None = None,
     ) -> tuple[Exchange, StreamItem]:
         """Send the request and wait for its first message (a chunk, or done for an empty answer).
 
+        `body_json`: the JSON that `message.body` was validated from, if there is one. It goes to
+        inference as it came instead of being serialised again: inference validates the same
+        bytes with the same model, so it gets the same body (and the fields the client set).
         Errors that come before any token are raised, so they become proper HTTP statuses.
         """
-        # Only the fields that were set: the defaults are the contract's, and the inference side
-        # validates a third of the bytes (about 4 µs less per request).
-        payload = message.model_dump_json(exclude_unset=True).encode()
+        if body_json is None:
+            # Only the fields that were set: the defaults are the contract's.
+            payload = message.model_dump_json(exclude_unset=True).encode()
+        else:
+            head = message.model_dump_json(exclude={"body"}).encode()
+            payload = b"".join((head[:-1], b',"body":', body_json, b"}"))
         stream = await self.mux.send(subject, payload, trace_headers())
         exchange = Exchange(self, message, stream, streamed=message.body.stream)
         try:

@@ -23,7 +23,7 @@ from switchyard.contracts.messages import CacheMode
 from switchyard.gateway.auth import Tenant
 from switchyard.gateway.embeddings import embed, openai_embeddings
 from switchyard.gateway.errors import error_response
-from switchyard.gateway.relay import ClientGone, Relay, until_disconnect
+from switchyard.gateway.relay import BODY_JSON, ClientGone, Relay, until_disconnect
 from switchyard.gateway.responses import Kind, answer_headers, collect, sse_events
 from switchyard.gateway.sse import EventStreamResponse
 
@@ -48,13 +48,16 @@ async def _generate(
     message: ChatRequestMessage | CompletionRequestMessage,
 ) -> Response:
     subject = subjects.CHAT if kind == "chat" else subjects.COMPLETION
+    body_json: bytes | None = request.scope["state"].get(BODY_JSON)
     try:
         if body.stream:
-            exchange, first = await until_disconnect(request, relay.start(subject, message))
+            exchange, first = await until_disconnect(
+                request, relay.start(subject, message, body_json)
+            )
             return EventStreamResponse(
                 sse_events(kind, exchange, first, body), answer_headers(first)
             )
-        return await until_disconnect(request, _complete(kind, relay, subject, message))
+        return await until_disconnect(request, _complete(kind, relay, subject, message, body_json))
     except ClientGone:
         return CLIENT_CLOSED
 
@@ -64,9 +67,10 @@ async def _complete(
     relay: Relay,
     subject: str,
     message: ChatRequestMessage | CompletionRequestMessage,
+    body_json: bytes | None,
 ) -> Response:
     """A non-streamed answer: the whole stream gathered into one JSON body."""
-    exchange, first = await relay.start(subject, message)
+    exchange, first = await relay.start(subject, message, body_json)
     try:
         result = await collect(kind, exchange, first)
     finally:
