@@ -47,7 +47,7 @@ async def stream(server: NatsServer, *, batch: bool) -> list[Any]:
 
     inbox = nc.new_inbox()
     await nc.subscribe(inbox, cb=on_message)
-    writer = ReplyWriter(nc, inbox, request(batch=batch), batch=batch)
+    writer = ReplyWriter(nc.publish, inbox, request(batch=batch), batch=batch)
     tool = ToolCallDelta.model_validate({"index": 0, "id": "c1", "function": {"name": "f"}})
     await writer.chunks("m", [Delta(content="a"), Delta(content='b "quoted"')])
     await writer.chunk("m", Delta(content="c"))
@@ -67,7 +67,7 @@ async def short_answer(server: NatsServer, *, batch: bool) -> list[Any]:
     nc = await nats.connect(server.url)
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
-    writer = ReplyWriter(nc, inbox, request(batch=batch), batch=batch)
+    writer = ReplyWriter(nc.publish, inbox, request(batch=batch), batch=batch)
     await writer.last("m", [Delta(content="Hello"), Delta(content=" there")])
     await writer.done("m", Finish("stop", Usage(total_tokens=2)))
     messages: list[Any] = []
@@ -133,7 +133,7 @@ async def marked(server: NatsServer, *, chunked: bool) -> list[Any]:
     nc = await nats.connect(server.url)
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
-    writer = ReplyWriter(nc, inbox, request(batch=True), batch=True)
+    writer = ReplyWriter(nc.publish, inbox, request(batch=True), batch=True)
     writer.cache = "hit"
     writer.degraded = ["retrieval"]
     writer.citations = [CITATION]

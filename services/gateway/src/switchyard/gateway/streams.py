@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Callable
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
@@ -30,6 +29,7 @@ from switchyard.contracts import (
     SwitchyardError,
     subjects,
 )
+from switchyard.runtime.hotpath import Headers, HotPath
 from switchyard.runtime.timers import wait_within
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,15 @@ class ReplyStream:
     __slots__ = ("_expected", "_messages", "_on_close", "_waiter", "finished")
 
     def __init__(self, on_close: Callable[[], object]) -> None:
-        self._messages: deque[Msg] = deque()
+        self._messages: deque[tuple[bytes, Headers | None]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._on_close = on_close
         self._expected = 0
         self.finished = False
 
-    def deliver(self, msg: Msg) -> None:
+    def deliver(self, data: bytes, headers: Headers | None) -> None:
         """A message for this stream arrived (called by the mux)."""
-        self._messages.append(msg)
+        self._messages.append((data, headers))
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -76,12 +76,12 @@ class ReplyStream:
                 await wait_within(self._waiter, timeout)
             finally:
                 self._waiter = None
-        msg = self._messages.popleft()
-        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
+        data, headers = self._messages.popleft()
+        if headers and headers.get("Status") == NO_RESPONDERS:
             self.finished = True
             raise SwitchyardError(ErrorCode.SERVICE_UNAVAILABLE, "no inference service is running")
         try:
-            item = STREAM_MESSAGE.validate_json(msg.data)
+            item = STREAM_MESSAGE.validate_json(data)
         except ValidationError as exc:
             self.finished = True
             raise SwitchyardError(ErrorCode.STREAM_BROKEN, "undecodable stream message") from exc
@@ -103,6 +103,7 @@ class StreamMux:
 
     def __init__(self, nc: Client) -> None:
         self._nc = nc
+        self._hot = HotPath.attach(nc)
         self._prefix = nc.new_inbox()
         self._cut = len(self._prefix) + 1
         self._streams: dict[str, ReplyStream] = {}
@@ -112,18 +113,19 @@ class StreamMux:
 
     async def start(self) -> None:
         """Subscribe the inbox wildcard."""
-        self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_message)
+        self._sub = await self._hot.subscribe(f"{self._prefix}.*", self._on_message)
 
     async def stop(self) -> None:
         """Unsubscribe."""
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
+            self._hot.forget(self._sub)
 
-    async def _on_message(self, msg: Msg) -> None:
-        stream = self._streams.get(msg.subject[self._cut :])
+    def _on_message(self, subject: str, _reply: str, data: bytes, headers: Headers | None) -> None:
+        stream = self._streams.get(subject[self._cut :])
         if stream is not None:
-            stream.deliver(msg)
+            stream.deliver(data, headers)
 
     async def send(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
@@ -133,7 +135,7 @@ class StreamMux:
         stream = ReplyStream(lambda: self._streams.pop(token, None))
         self._streams[token] = stream
         try:
-            await self._nc.publish(
+            await self._hot.publish(
                 subject, payload, reply=f"{self._prefix}.{token}", headers=headers
             )
         except Exception as exc:

@@ -25,6 +25,7 @@ from switchyard.inference.retriever import Retriever
 from switchyard.inference.routing import Router
 from switchyard.runtime.broker import make_broker, nats_client, nats_probe
 from switchyard.runtime.health import HealthServer
+from switchyard.runtime.hotpath import HotPath
 from switchyard.runtime.lifecycle import freeze_startup_heap
 from switchyard.runtime.metrics import serve_metrics
 
@@ -82,6 +83,7 @@ async def lifespan(settings: InferenceSettings) -> AsyncIterator[Inference]:
     try:
         await broker.connect()
         nc = nats_client(broker)
+        HotPath.attach(nc)  # before any subscription (the request subjects and reply streams)
         cache = (
             await ResponseCache.open(nc, settings.cache_bucket, settings.cache_ttl)
             if settings.cache_enabled

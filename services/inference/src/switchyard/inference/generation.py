@@ -50,6 +50,7 @@ from switchyard.inference.resilience import (
 )
 from switchyard.inference.retriever import Retriever
 from switchyard.inference.routing import DeploymentState, Router
+from switchyard.runtime.hotpath import HotPath, Publish
 from switchyard.runtime.logging import request_id_var
 from switchyard.runtime.telemetry import current_span
 from switchyard.runtime.timers import IdleTimeout
@@ -116,8 +117,10 @@ class Outcome:
 class ReplyWriter:
     """Publishes one reply stream: chunks with `seq` 0, 1, 2 … then one terminal message."""
 
-    def __init__(self, nc: Client, reply: str, message: Envelope, *, batch: bool = False) -> None:
-        self._nc = nc
+    def __init__(
+        self, publish: Publish, reply: str, message: Envelope, *, batch: bool = False
+    ) -> None:
+        self._publish = publish
         self._reply = reply
         self._head = message.header()
         self._batch = batch  # the requester reads several fragments per chunk message
@@ -184,7 +187,7 @@ class ReplyWriter:
         if more:
             self.deltas.extend(more)
         self.seq += 1
-        await self._nc.publish(self._reply, payload)
+        await self._publish(self._reply, payload)
 
     async def done(self, model: str, finish: Finish) -> None:
         """End the stream successfully (with the fragments `last` kept back)."""
@@ -198,7 +201,7 @@ class ReplyWriter:
         fields["finish_reason"] = finish.finish_reason
         fields["usage"] = finish.usage.model_dump(exclude_none=True)
         payload = self.encode(self._marks(fields, citations=self.seq == 0))
-        await self._nc.publish(self._reply, payload)
+        await self._publish(self._reply, payload)
 
     def _marks(self, fields: dict[str, Any], *, citations: bool) -> dict[str, Any]:
         """`fields` with how the answer was made: cache status, degraded modes, sources."""
@@ -218,7 +221,7 @@ class ReplyWriter:
     async def error(self, error: ErrorBody) -> None:
         """End the stream with an error (`partial` when chunks went out)."""
         message = StreamError(**self._head, seq=self.seq, error=error, partial=self.started)
-        await self._nc.publish(self._reply, message.model_dump_json().encode())
+        await self._publish(self._reply, message.model_dump_json().encode())
 
 
 def _delta_json(delta: Delta) -> bytes:
@@ -256,6 +259,7 @@ class Generations:
         retriever: Retriever | None = None,
     ) -> None:
         self._nc = nc
+        self._publish = HotPath.attach(nc).publish  # reply streams and usage events
         self._retriever = retriever or Retriever(nc, timeout=2.0)
         self._models = models
         self._providers = providers
@@ -285,7 +289,7 @@ class Generations:
         elif len(self._tasks) >= self._max_inflight:
             refusal = (ErrorCode.OVERLOADED, "too many generations in flight")
         if refusal is not None:
-            writer = ReplyWriter(self._nc, reply, message)
+            writer = ReplyWriter(self._publish, reply, message)
             self._spawn(writer.error(ErrorBody.of(*refusal)))
             return
         task = asyncio.create_task(self._traced(message, reply, context), name=f"gen-{rid}")
@@ -340,7 +344,7 @@ class Generations:
             await self._run(message, reply)
 
     async def _run(self, message: RequestMessage, reply: str) -> None:
-        writer = ReplyWriter(self._nc, reply, message, batch=message.batch)
+        writer = ReplyWriter(self._publish, reply, message, batch=message.batch)
         outcome = Outcome()
         started = time.monotonic()
         model = message.body.model
@@ -672,7 +676,7 @@ class Generations:
             "first_token_ms": None if first is None else round((first - started) * 1000, 3),
         }
         with contextlib.suppress(Exception):
-            await self._nc.publish(subjects.EVENTS_USAGE, writer.encode(event))
+            await self._publish(subjects.EVENTS_USAGE, writer.encode(event))
 
 
 def _text_of(content: object) -> str:
