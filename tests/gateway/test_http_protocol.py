@@ -1,0 +1,81 @@
+"""The gateway's HTTP protocol: a response's head leaves with the write that follows it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from switchyard.gateway.http import _HeadWithBody
+
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+
+
+class Recorder:
+    """Just enough of a transport to see what is written, and when it is closed."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.events: list[str] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.events.append("write")
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+        self.events.append("close")
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        self.events.append("pause_reading")
+
+
+def wrapped() -> tuple[_HeadWithBody, Recorder]:
+    recorder = Recorder()
+    transport: Any = recorder
+    return _HeadWithBody(transport, asyncio.get_running_loop()), recorder
+
+
+async def test_head_and_body_are_one_write_at_once() -> None:
+    transport, recorder = wrapped()
+    transport.write(HEAD)
+    assert recorder.writes == []
+    assert transport.get_write_buffer_size() == len(HEAD)
+    transport.write(b"{}")
+    assert recorder.writes == [HEAD + b"{}"]  # not waiting for the end of the pass
+    transport.write(b"more")  # a later write (an SSE event) goes out at once
+    assert recorder.writes[1:] == [b"more"]
+    await asyncio.sleep(0)
+    assert len(recorder.writes) == 2  # nothing twice
+
+
+async def test_a_head_alone_leaves_at_the_end_of_its_pass() -> None:
+    transport, recorder = wrapped()
+    transport.write(HEAD)
+    await asyncio.sleep(0)
+    assert recorder.writes == [HEAD]
+
+
+async def test_close_writes_the_held_head_first() -> None:
+    transport, recorder = wrapped()
+    transport.write(HEAD)
+    transport.close()
+    assert recorder.events == ["write", "close"]
+    await asyncio.sleep(0)
+    assert recorder.writes == [HEAD]
+
+
+async def test_nothing_goes_to_a_closing_transport_and_the_rest_passes_through() -> None:
+    transport, recorder = wrapped()
+    transport.pause_reading()
+    assert recorder.events == ["pause_reading"]
+    transport.write(HEAD)
+    recorder.closing = True
+    await asyncio.sleep(0)
+    assert recorder.writes == []
