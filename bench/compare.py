@@ -7,8 +7,8 @@ so a burst of other work on the machine hits every variant alike.
 
 Per variant (medians): c=1 latency p50 and p99 and CPU per request (wrk), c=16 throughput and
 CPU per request of each process (gateway, inference, NATS), time to first token of a 64-chunk
-stream at c=1, and CPU per streamed chunk of each process at c=16. CPU per request is the
-steadiest figure on a shared machine.
+stream at c=1 (and of paced streams at c=4), and CPU per streamed chunk of each process at
+c=16. CPU per request is the steadiest figure on a shared machine.
 """
 
 from __future__ import annotations
@@ -106,6 +106,15 @@ class Compare(harness.Bench):
                 }
                 r = self.loadgen(stack, spec, timeout=seconds + 60)
                 add(name, "stream TTFT p50 (ms)", r["ttft_ms"].get("p50"))
+                paced = {
+                    **spec,
+                    "concurrency": 4,
+                    "stagger": 0.64,  # as the benchmark's paced scenario
+                    "duration": max(seconds, 2.0),
+                    "body": harness.PACED10,
+                }
+                r = self.loadgen(stack, paced, timeout=seconds + 60)
+                add(name, "paced TTFT p50 (ms)", r["ttft_ms"].get("p50"))
                 with self.cpu().measure() as cpu:
                     r = self.loadgen(stack, {**spec, "concurrency": 16}, timeout=seconds + 90)
                 chunks = r["chunks"] or 1

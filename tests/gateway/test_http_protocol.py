@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from switchyard.gateway.http import _HeadWithBody
+import uvicorn
+
+from switchyard.gateway.http import HeadWithBodyProtocol, _HeadWithBody, on_disconnect
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
@@ -79,3 +81,72 @@ async def test_nothing_goes_to_a_closing_transport_and_the_rest_passes_through()
     recorder.closing = True
     await asyncio.sleep(0)
     assert recorder.writes == []
+
+
+async def test_on_disconnect_without_uvicorn_watches_receive() -> None:
+    """Where `receive` is not the protocol's, a watcher task reads it for the disconnect."""
+    messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    called: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return await messages.get()
+
+    stop = on_disconnect(receive, lambda: called.append("gone"))
+    await messages.put({"type": "http.request", "body": b"", "more_body": False})
+    await asyncio.sleep(0.01)
+    assert called == []
+    await messages.put({"type": "http.disconnect"})
+    await asyncio.sleep(0.01)
+    assert called == ["gone"]
+    stop()
+
+
+async def test_on_disconnect_called_off_never_fires() -> None:
+    messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    called: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return await messages.get()
+
+    stop = on_disconnect(receive, lambda: called.append("gone"))
+    stop()
+    await messages.put({"type": "http.disconnect"})
+    await asyncio.sleep(0.01)
+    assert called == []
+
+
+async def test_a_lost_connection_calls_back_the_request_being_served() -> None:
+    """Through the real protocol: a request waits in the app until its client leaves."""
+    called = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        stop = on_disconnect(receive, called.set)
+        entered.set()
+        try:
+            await asyncio.wait_for(called.wait(), 5)
+        finally:
+            stop()
+
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, http=HeadWithBodyProtocol, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+        await asyncio.wait_for(entered.wait(), 5)
+        assert not called.is_set()
+        writer.close()
+        await asyncio.wait_for(called.wait(), 5)
+    finally:
+        server.should_exit = True
+        await serving

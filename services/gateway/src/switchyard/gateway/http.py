@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol, with a response's head and the body after it in one write.
+"""uvicorn's httptools protocol, with a response's head and the body after it in one write, and
+a disconnect that calls back instead of waking a watcher task.
 
 uvicorn writes a response's head when the app sends `http.response.start` and its body when it
 sends `http.response.body`: two system calls and two TCP segments for every non-streamed answer
@@ -6,15 +7,25 @@ sends `http.response.body`: two system calls and two TCP segments for every non-
 body, or an SSE stream's first event), which takes it along; if nothing follows in the same
 event-loop pass, the head goes out alone at the end of the pass. Every other write goes out at
 once (holding them to the end of the pass cost c=1 latency: the request's remaining work ran
-before the answer left). Everything else is uvicorn's protocol as it is.
+before the answer left).
+
+A request that must stop when its client leaves registers a callback with `on_disconnect`; the
+protocol calls it when the connection is lost. ASGI itself only says so through `receive()`,
+which needs a task waiting on it for the whole request (a task made, started and cancelled per
+request). Where `receive` is not this protocol's, `on_disconnect` runs that task instead.
+Everything else is uvicorn's protocol as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from starlette.types import Receive
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+_HOOK = "switchyard_on_disconnect"  # the callback's attribute on uvicorn's request cycle
 
 
 class _HeadWithBody:
@@ -74,3 +85,37 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         wrapped: Any = _HeadWithBody(transport, self.loop)
         super().connection_made(wrapped)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
+        super().connection_lost(exc)
+        if cycle is not None and cycle.disconnected:
+            callback = getattr(cycle, _HOOK, None)
+            if callback is not None:
+                setattr(cycle, _HOOK, None)
+                callback()
+
+
+def on_disconnect(receive: Receive, callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback()` once if this request's client disconnects; returns the function that
+    calls the arrangement off (call it when the work is done). One at a time per request: a
+    later arrangement replaces an earlier one."""
+    cycle = getattr(receive, "__self__", None)
+    if isinstance(cycle, RequestResponseCycle) and isinstance(cycle.transport, _HeadWithBody):
+        if cycle.disconnected:  # gone already: the callback runs as soon as the caller waits
+            handle = asyncio.get_running_loop().call_soon(callback)
+            return handle.cancel
+        setattr(cycle, _HOOK, callback)
+        return lambda: setattr(cycle, _HOOK, None)
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        callback()
+
+    watcher = asyncio.ensure_future(watch())
+
+    def stop() -> None:
+        watcher.cancel()
+
+    return stop

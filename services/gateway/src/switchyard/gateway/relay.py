@@ -33,6 +33,7 @@ from switchyard.contracts import (
     subjects,
 )
 from switchyard.gateway.config import GatewaySettings
+from switchyard.gateway.http import on_disconnect
 from switchyard.gateway.streams import ReplyStream, StreamItem, StreamMux
 from switchyard.runtime.rpc import Reply, call
 from switchyard.runtime.telemetry import trace_headers
@@ -194,20 +195,17 @@ class Relay:
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Await `work` in this task; if the HTTP client disconnects first, cancel it and raise
-    `ClientGone`. One watcher task per call (the work itself runs inline)."""
+    `ClientGone` (the work itself runs inline; see `http.on_disconnect`)."""
     current = asyncio.current_task()
     assert current is not None
-    receive = request.receive
     gone = False
 
-    async def watch() -> None:
+    def leave() -> None:
         nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
         gone = True
         current.cancel()
 
-    watcher = asyncio.ensure_future(watch())
+    stop = on_disconnect(request.receive, leave)
     try:
         return await work
     except asyncio.CancelledError:
@@ -216,4 +214,4 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
         current.uncancel()
         raise ClientGone from None
     finally:
-        watcher.cancel()
+        stop()

@@ -9,6 +9,8 @@ from collections.abc import AsyncGenerator
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from switchyard.gateway.http import on_disconnect
+
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -38,15 +40,13 @@ class EventStreamResponse(Response):
         current = asyncio.current_task()
         disconnected = False
 
-        async def watch() -> None:
+        def leave() -> None:
             nonlocal disconnected
-            while (await receive())["type"] != "http.disconnect":
-                pass
             disconnected = True
             if current is not None:
                 current.cancel()
 
-        watcher = asyncio.ensure_future(watch())
+        stop = on_disconnect(receive, leave)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._sse_headers})
             async with contextlib.aclosing(self._events) as events:
@@ -61,4 +61,4 @@ class EventStreamResponse(Response):
         except OSError:
             pass  # the client went away while we were writing
         finally:
-            watcher.cancel()
+            stop()
