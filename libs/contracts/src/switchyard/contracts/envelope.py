@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypedDict
 
 from pydantic import AwareDatetime, BaseModel, Field
@@ -47,4 +47,4 @@ class Envelope(BaseModel):
 
 def deadline_in(seconds: float) -> datetime:
     """An absolute deadline `seconds` from now, in UTC."""
-    return datetime.now(UTC) + timedelta(seconds=seconds)
+    return datetime.fromtimestamp(time.time() + seconds, UTC)  # half the cost of now() + timedelta

@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from switchyard.contracts import ErrorCode, SwitchyardError, deadline_in, subjects
@@ -24,6 +24,7 @@ from switchyard.contracts.retrieval import (
     SearchRequestMessage,
 )
 from switchyard.gateway.auth import Tenant
+from switchyard.gateway.http import JsonResponse
 from switchyard.gateway.ingest import Ingestion, Upload
 from switchyard.gateway.relay import Relay
 from switchyard.gateway.routes import RelayDep
@@ -87,10 +88,10 @@ def _dump(items: list[Any]) -> dict[str, Any]:
 @router.post("/v1/collections", status_code=201, summary="Create a collection")
 async def create_collection(
     body: CollectionCreate, request: Request, tenant: Tenant, relay: RelayDep
-) -> ORJSONResponse:
+) -> JsonResponse:
     """Create a collection; its embedding model and dimension are fixed from now on."""
     reply = await _collections(relay, request, tenant, "create", create=body)
-    return ORJSONResponse(reply.collections[0].model_dump(mode="json"), status_code=201)
+    return JsonResponse(reply.collections[0].model_dump(mode="json"), status_code=201)
 
 
 @router.get("/v1/collections", summary="List collections")
@@ -217,7 +218,7 @@ async def ingest(
     tenant: Tenant,
     relay: RelayDep,
     ingestion: IngestionDep,
-) -> ORJSONResponse:
+) -> JsonResponse:
     """Queue documents for ingestion (JSON text or multipart upload): 202 with a job to poll.
     An `Idempotency-Key` header makes a retried submission return the same job."""
     uploads = await _uploads(request)
@@ -229,7 +230,7 @@ async def ingest(
         request.state.request_id,
         request.headers.get("idempotency-key"),
     )
-    return ORJSONResponse(job.model_dump(mode="json"), status_code=202)
+    return JsonResponse(job.model_dump(mode="json"), status_code=202)
 
 
 @router.get("/v1/collections/{collection}/documents", summary="List documents")
@@ -278,4 +279,4 @@ async def get_job(job_id: str, tenant: Tenant, ingestion: IngestionDep) -> Respo
     if not _JOB_ID.match(job_id):
         raise SwitchyardError(ErrorCode.NOT_FOUND, f"job {job_id!r} not found")
     job = await ingestion.get(tenant, job_id)
-    return ORJSONResponse(job.model_dump(mode="json"))
+    return JsonResponse(job.model_dump(mode="json"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 
 from switchyard.contracts import (
     ChatCompletionRequest,
@@ -23,6 +23,7 @@ from switchyard.contracts.messages import CacheMode
 from switchyard.gateway.auth import Tenant
 from switchyard.gateway.embeddings import embed, openai_embeddings
 from switchyard.gateway.errors import error_response
+from switchyard.gateway.http import JsonResponse
 from switchyard.gateway.relay import BODY_JSON, ClientGone, Relay, until_disconnect
 from switchyard.gateway.responses import Kind, answer_headers, collect, sse_events
 from switchyard.gateway.sse import EventStreamResponse
@@ -75,7 +76,7 @@ async def _complete(
         result = await collect(kind, exchange, first)
     finally:
         exchange.close()
-    return ORJSONResponse(result, headers=answer_headers(first))
+    return JsonResponse(result, headers=answer_headers(first))
 
 
 def cache_mode(request: Request) -> CacheMode:
@@ -119,7 +120,7 @@ async def embeddings(
     """OpenAI-compatible embeddings: one vector per input, as floats or base64 float32."""
     message = EmbedRequestMessage(**relay.envelope(request, tenant), body=body)
     reply = await embed(relay, message)
-    return ORJSONResponse(openai_embeddings(reply, body.encoding_format))
+    return JsonResponse(openai_embeddings(reply, body.encoding_format))
 
 
 @router.get("/v1/models", tags=["openai"], summary="List models")
@@ -144,5 +145,5 @@ async def healthz() -> dict[str, str]:
 async def readyz(relay: RelayDep) -> Response:
     """Ready while the NATS connection is up."""
     if relay.nc.is_connected:
-        return ORJSONResponse({"status": "ready"})
+        return JsonResponse({"status": "ready"})
     return error_response(ErrorBody.of(ErrorCode.SERVICE_UNAVAILABLE, "NATS is not connected"))
