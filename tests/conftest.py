@@ -125,8 +125,15 @@ def model_table(fake: FakeOpenAI) -> dict[str, dict[str, Any]]:
             "upstream_model": behaviour,
             "first_token_timeout": 1.0 if behaviour == "slow" else 10.0,
             "response_timeout": 1.0 if behaviour == "slow" else 10.0,
-            # the slow-first-token bound is measured on one attempt
-            "resilience": {**fast_retries, "max_attempts": 1 if behaviour == "slow" else 3},
+            # The slow-first-token bound is measured on one attempt. These models test one
+            # behaviour each, not breakers (`breaker` does): failures that earlier tests left
+            # on a deployment must not open its breaker under a later test.
+            "resilience": {
+                **fast_retries,
+                "max_attempts": 1 if behaviour == "slow" else 3,
+                "breaker_consecutive_failures": 10_000,
+                "breaker_min_calls": 10_000,
+            },
         }
 
     def fake_deployment(upstream: str, **extra: Any) -> dict[str, Any]:

@@ -6,10 +6,18 @@ import asyncio
 import io
 import json
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from switchyard.runtime.logging import JsonFormatter, LineHandler, request_id_var
+from switchyard.runtime.logging import (
+    JsonFormatter,
+    LineHandler,
+    log_info,
+    request_id_var,
+    setup_logging,
+)
 
 
 class CountingStream(io.StringIO):
@@ -110,3 +118,63 @@ def test_flush_writes_what_waits(
         assert [e["msg"] for e in lines(stream)] == ["pending"]
 
     asyncio.run(log_only())
+
+
+@pytest.fixture
+def installed() -> Iterator[tuple[logging.Logger, CountingStream]]:
+    """`setup_logging`'s handler on the root logger, writing to a stream of ours."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    setup_logging("svc", "INFO")
+    stream = CountingStream()
+    handler = root.handlers[0]
+    assert isinstance(handler, LineHandler)
+    handler.stream = stream
+    yield logging.getLogger("switchyard.test.fast"), stream
+    root.handlers[:], level = saved
+    root.setLevel(level)
+
+
+def without_ts(entry: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in entry.items() if k != "ts"}
+
+
+def test_log_info_writes_the_line_logger_info_would(
+    installed: tuple[logging.Logger, CountingStream],
+) -> None:
+    logger, stream = installed
+    fields: dict[str, Any] = {"model": "m", "chunks": 3, "ms": 1.5, "outcome": "ok"}
+    token = request_id_var.set("req-1")
+    try:
+        logger.info("generation done", extra=fields)
+        log_info(logger, "generation done", fields)
+    finally:
+        request_id_var.reset(token)
+    slow, fast = lines(stream)
+    assert without_ts(fast) == without_ts(slow)
+    assert fast["request_id"] == "req-1"
+    assert str(fast["ts"])[:16] == str(slow["ts"])[:16]  # the same minute, same shape
+    assert len(str(fast["ts"])) == len(str(slow["ts"]))
+
+
+def test_log_info_leaves_other_routes_to_logging(
+    installed: tuple[logging.Logger, CountingStream], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With another handler on the way (here pytest's), the line goes through logging: both
+    receive it."""
+    logger, stream = installed
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        log_info(logger, "seen twice", {"n": 1})
+    assert [r.getMessage() for r in caplog.records] == ["seen twice"]
+    assert caplog.records[0].n == 1  # type: ignore[attr-defined]
+    assert [e["msg"] for e in lines(stream)] == ["seen twice"]
+
+
+def test_log_info_respects_the_level(installed: tuple[logging.Logger, CountingStream]) -> None:
+    logger, stream = installed
+    logger.setLevel(logging.WARNING)
+    try:
+        log_info(logger, "hidden", {})
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert lines(stream) == []

@@ -51,7 +51,7 @@ from switchyard.inference.resilience import (
 from switchyard.inference.retriever import Retriever
 from switchyard.inference.routing import DeploymentState, Router
 from switchyard.runtime.hotpath import HotPath, Publish
-from switchyard.runtime.logging import request_id_var
+from switchyard.runtime.logging import log_info, request_id_var
 from switchyard.runtime.telemetry import current_span
 from switchyard.runtime.timers import IdleTimeout
 
@@ -377,9 +377,10 @@ class Generations:
         COUNT_GENERATIONS.inc(
             model if resolved else UNKNOWN_MODEL, "ok" if error is None else error.code.value
         )
-        log.info(
+        log_info(
+            log,
             "generation done",
-            extra={
+            {
                 "model": model,
                 "chunks": writer.seq,
                 "ms": round(latency * 1000, 1),
