@@ -19,19 +19,19 @@ def transport_error(exc: HTTPError) -> SwitchyardError:
 
 def require_event_stream(response: Response) -> None:
     """A 200 that is not a server-sent event stream is a malformed answer."""
-    ctype = response.headers.get("content-type", "")
-    if not ctype.startswith("text/event-stream"):
-        raise SwitchyardError(
-            ErrorCode.PROVIDER_BAD_RESPONSE,
-            f"upstream sent content type {ctype!r}, expected text/event-stream",
-        )
+    require_content_type(response, "text/event-stream")
 
 
 def require_json(response: Response) -> None:
     """A 200 that is not JSON is a malformed answer (an HTML error page, say)."""
+    require_content_type(response, "application/json")
+
+
+def require_content_type(response: Response, expected: str) -> None:
+    """A 200 of another content type than `expected` is a malformed answer."""
     ctype = response.headers.get("content-type", "")
-    if not ctype.startswith("application/json"):
+    if not ctype.startswith(expected):
         raise SwitchyardError(
             ErrorCode.PROVIDER_BAD_RESPONSE,
-            f"upstream sent content type {ctype!r}, expected application/json",
+            f"upstream sent content type {ctype!r}, expected {expected}",
         )

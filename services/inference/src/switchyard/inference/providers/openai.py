@@ -9,7 +9,7 @@ read and one parse, where a stream of it costs an event (and a wake-up) per toke
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any
 
 import orjson
@@ -28,7 +28,7 @@ from switchyard.inference.config import Deployment
 from switchyard.inference.embeddings.result import Embedded
 from switchyard.inference.embeddings.upstream import embeddings_payload, parse_embeddings
 from switchyard.inference.providers.base import Finish, ProviderEvent, usage_of
-from switchyard.inference.providers.client import Client, HTTPError
+from switchyard.inference.providers.client import Client, HTTPError, Response
 from switchyard.inference.providers.http import require_event_stream, require_json, transport_error
 
 _STATUS_CODES: dict[int, ErrorCode] = {
@@ -133,6 +133,24 @@ class OpenAIProvider:
             raise _status_error(response.status, body, response.headers.get("retry-after"))
         return parse_embeddings(body, len(texts))
 
+    def _send(
+        self,
+        path: str,
+        request: ChatCompletionRequest | CompletionRequest,
+        deployment: Deployment,
+        accept: str,
+        read_timeout: float,
+    ) -> Awaitable[Response]:
+        """POST the request to `{base_url}/{path}`; the response once its head has arrived."""
+        return self._client.stream(
+            "POST",
+            _url(deployment, path),
+            content=_payload(request, deployment, request.model),
+            headers=_headers(deployment, accept),
+            connect_timeout=deployment.connect_timeout,
+            read_timeout=read_timeout,
+        )
+
     async def _whole(
         self,
         path: str,
@@ -142,17 +160,12 @@ class OpenAIProvider:
         chat: bool,
     ) -> AsyncGenerator[ProviderEvent, None]:
         """A non-streamed call: the whole answer as one `Finish` (its fragment in `tail`)."""
+        # The caller's timer bounds the answer by `response_timeout` (and says so in its error);
+        # this read timeout is only the backstop behind it.
+        backstop = deployment.response_timeout + 1.0
         try:
-            async with await self._client.stream(
-                "POST",
-                _url(deployment, path),
-                content=_payload(request, deployment, request.model),
-                headers=_headers(deployment, "application/json"),
-                connect_timeout=deployment.connect_timeout,
-                # The caller's timer bounds the answer by `response_timeout` (and says so in
-                # its error); this read timeout is only the backstop behind it.
-                read_timeout=deployment.response_timeout + 1.0,
-            ) as response:
+            response = await self._send(path, request, deployment, "application/json", backstop)
+            async with response:
                 body = await response.read()
         except HTTPError as exc:
             raise transport_error(exc) from exc
@@ -169,15 +182,10 @@ class OpenAIProvider:
         *,
         chat: bool,
     ) -> AsyncGenerator[ProviderEvent, None]:
-        url = _url(deployment, path)
+        read_timeout = max(deployment.first_token_timeout, deployment.idle_timeout)
         try:
-            response = await self._client.stream(
-                "POST",
-                url,
-                content=_payload(request, deployment, request.model),
-                headers=_headers(deployment, "text/event-stream"),
-                connect_timeout=deployment.connect_timeout,
-                read_timeout=max(deployment.first_token_timeout, deployment.idle_timeout),
+            response = await self._send(
+                path, request, deployment, "text/event-stream", read_timeout
             )
         except HTTPError as exc:
             raise transport_error(exc) from exc
