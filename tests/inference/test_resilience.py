@@ -15,7 +15,7 @@ import nats
 import orjson
 import pytest
 from nats.aio.msg import Msg
-from tests.conftest import OTHER_KEY
+from tests.conftest import OTHER_KEY, Stack
 from tests.support.fake_openai import OK_TEXT, FakeOpenAI
 from tests.support.stacks import PrivateStack, private_stack
 
@@ -262,7 +262,7 @@ async def test_breaker_state_is_a_metric(
 
 
 async def test_expired_request_is_never_sent_upstream(
-    nats_server: NatsServer, fake_provider: FakeOpenAI
+    stack: Stack, nats_server: NatsServer, fake_provider: FakeOpenAI
 ) -> None:
     prompt = f"test-{uuid.uuid4().hex}"
     message = ChatRequestMessage(
@@ -281,3 +281,35 @@ async def test_expired_request_is_never_sent_upstream(
     assert answer.error.code == ErrorCode.DEADLINE_EXCEEDED
     await asyncio.sleep(0.2)
     assert prompt not in fake_provider.history
+
+
+@pytest.mark.parametrize(
+    ("subject", "payload"),
+    [
+        (subjects.CHAT, b"{not json"),
+        (subjects.CHAT, b'{"request_id": "r1", "tenant_id": "t"}'),  # no deadline, no body
+        (subjects.COMPLETION, b"[]"),
+    ],
+)
+async def test_invalid_request_message_gets_a_structured_error(
+    stack: Stack, nats_server: NatsServer, subject: str, payload: bytes
+) -> None:
+    """Inference answers a malformed message on its hot subjects with `invalid_request` (and
+    goes on serving: the next valid request still gets its answer)."""
+    nc = await nats.connect(nats_server.url)
+    try:
+        reply = await nc.request(subject, payload, timeout=5)
+        answer = STREAM_MESSAGE.validate_json(reply.data)
+        assert isinstance(answer, StreamError)
+        assert answer.error.code == ErrorCode.INVALID_REQUEST
+        assert answer.error.details["errors"]  # what was wrong, field by field
+        message = ChatRequestMessage(
+            request_id=uuid.uuid4().hex,
+            tenant_id="tenant-test",
+            deadline=deadline_in(-1),
+            body=ChatCompletionRequest.model_validate(chat("fake-ok")),
+        )
+        after = await nc.request(subjects.CHAT, message.model_dump_json().encode(), timeout=5)
+        assert STREAM_MESSAGE.validate_json(after.data).type == "error"
+    finally:
+        await nc.drain()
