@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from switchyard.contracts import Delta, ErrorCode, SwitchyardError
 from switchyard.inference.providers.base import Finish, ProviderEvent
-from switchyard.inference.providers.openai import _parse_sse, _SseReader
+from switchyard.inference.providers.openai import _SseReader
 
 
-async def lines(*items: str) -> AsyncIterator[str]:
+def parse(*items: str, chat: bool = True) -> list[ProviderEvent]:
+    """The events of `items` arriving one line per read, as the adapter's loop reads them: the
+    deltas, then the finish (at `[DONE]`, or when the lines run out)."""
+    reader = _SseReader(chat=chat)
+    events: list[ProviderEvent] = []
     for item in items:
-        yield item
+        event = reader.take([item])
+        if isinstance(event, list):
+            events.extend(event)
+        elif event is not None:
+            events.append(event)
+        if isinstance(event, Finish):
+            return events
+    events.append(reader.finish(done=False))
+    return events
 
 
-async def parse(*items: str, chat: bool = True) -> list[ProviderEvent]:
-    return [event async for event in _parse_sse(lines(*items), chat=chat)]
-
-
-async def test_text_then_usage() -> None:
-    events = await parse(
+def test_text_then_usage() -> None:
+    events = parse(
         'data: {"choices":[{"delta":{"role":"assistant","content":"Hel"}}]}',
         "",
         ": keep-alive comment",
@@ -36,8 +42,8 @@ async def test_text_then_usage() -> None:
     assert finish.usage.total_tokens == 5
 
 
-async def test_usage_counted_locally_when_upstream_sends_none() -> None:
-    events = await parse(
+def test_usage_counted_locally_when_upstream_sends_none() -> None:
+    events = parse(
         'data: {"choices":[{"text":"a","finish_reason":"length"}]}', "data: [DONE]", chat=False
     )
     assert events[-1] == Finish(finish_reason="length", usage=events[-1].usage)  # type: ignore[union-attr]
@@ -54,9 +60,9 @@ async def test_usage_counted_locally_when_upstream_sends_none() -> None:
         (['data: {"error":{"message":"boom"}}'], ErrorCode.PROVIDER_ERROR),
     ],
 )
-async def test_failures(items: list[str], code: ErrorCode) -> None:
+def test_failures(items: list[str], code: ErrorCode) -> None:
     with pytest.raises(SwitchyardError) as raised:
-        await parse(*items)
+        parse(*items)
     assert raised.value.code == code
 
 

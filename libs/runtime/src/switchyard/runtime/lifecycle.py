@@ -6,7 +6,8 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import uvloop
 
@@ -17,6 +18,20 @@ from switchyard.runtime.telemetry import setup_tracing
 log = logging.getLogger(__name__)
 
 ServiceMain = Callable[[asyncio.Event], Awaitable[None]]
+
+
+class Background:
+    """Fire-and-forget tasks, each kept referenced until it ends (the event loop holds tasks
+    only weakly: an unreferenced one may be collected before it has run)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task of its own."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 def freeze_startup_heap() -> None:

@@ -30,6 +30,7 @@ from switchyard.contracts import (
     subjects,
 )
 from switchyard.runtime.hotpath import Headers, HotPath
+from switchyard.runtime.lifecycle import Background
 from switchyard.runtime.timers import wait_within
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class StreamMux:
         self._streams: dict[str, ReplyStream] = {}
         self._ids = itertools.count()
         self._sub: Subscription | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = Background()
 
     async def start(self) -> None:
         """Subscribe the inbox wildcard."""
@@ -148,10 +149,8 @@ class StreamMux:
     def cancel(self, envelope: Envelope, reason: str) -> None:
         """Tell inference to stop a request (fire and forget: safe from a cancelled task)."""
         message = CancelMessage(**envelope.header(), reason=reason)
-        task = asyncio.get_running_loop().create_task(
+        self._background.spawn(
             self._nc.publish(
                 subjects.cancel(envelope.request_id), message.model_dump_json().encode()
             )
         )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)

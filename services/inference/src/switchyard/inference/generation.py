@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,6 +51,7 @@ from switchyard.inference.resilience import (
 from switchyard.inference.retriever import Retriever
 from switchyard.inference.routing import DeploymentState, Router
 from switchyard.runtime.hotpath import HotPath, Publish
+from switchyard.runtime.lifecycle import Background
 from switchyard.runtime.logging import log_info, request_id_var
 from switchyard.runtime.telemetry import current_span
 from switchyard.runtime.timers import IdleTimeout
@@ -269,7 +270,7 @@ class Generations:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stop_reasons: dict[str, StopReason] = {}
         self._accepting = True
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = Background()
 
     @property
     def inflight(self) -> int:
@@ -290,16 +291,11 @@ class Generations:
             refusal = (ErrorCode.OVERLOADED, "too many generations in flight")
         if refusal is not None:
             writer = ReplyWriter(self._publish, reply, message)
-            self._spawn(writer.error(ErrorBody.of(*refusal)))
+            self._background.spawn(writer.error(ErrorBody.of(*refusal)))
             return
         task = asyncio.create_task(self._traced(message, reply, context), name=f"gen-{rid}")
         self._tasks[rid] = task
         task.add_done_callback(lambda _t: self._forget(rid))
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     def _forget(self, rid: str) -> None:
         self._tasks.pop(rid, None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
@@ -25,6 +24,7 @@ from switchyard.contracts import (
 )
 from switchyard.inference.generation import Generations
 from switchyard.runtime.hotpath import Headers, HotPath
+from switchyard.runtime.lifecycle import Background
 from switchyard.runtime.telemetry import context_from
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class GenerationHandlers:
         self._hot = HotPath.attach(nc)
         self._generations = generations
         self._subscriptions: list[Subscription] = []
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = Background()
 
     async def subscribe(self) -> None:
         """Start taking requests (queue group `inference`; cancels reach every replica)."""
@@ -102,11 +102,7 @@ class GenerationHandlers:
                         errors=exc.errors(include_url=False, include_context=False)[:10],
                     ),
                 )
-                task = asyncio.create_task(
-                    self._hot.publish(reply, error.model_dump_json().encode())
-                )
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._background.spawn(self._hot.publish(reply, error.model_dump_json().encode()))
             return
         self._generations.start(request, reply, context_from(headers))
 

@@ -9,7 +9,7 @@ read and one parse, where a stream of it costs an event (and a wake-up) per toke
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
 
 import orjson
@@ -352,20 +352,3 @@ class _SseReader:
             finish_reason=_finish_reason(self._finish_reason),
             usage=self._usage or usage_of(0, self._fragments),
         )
-
-
-async def _parse_sse(
-    lines: AsyncIterator[str], *, chat: bool
-) -> AsyncGenerator[ProviderEvent, None]:
-    """Turn SSE lines into deltas and one final `Finish`."""
-    reader = _SseReader(chat=chat)
-    out: list[Delta] = []
-    done = False
-    async for line in lines:
-        done = reader.feed(line, out)
-        for delta in out:
-            yield delta
-        out.clear()
-        if done:
-            break
-    yield reader.finish(done=done)
