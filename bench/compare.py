@@ -8,7 +8,9 @@ so a burst of other work on the machine hits every variant alike.
 Per variant (medians): c=1 latency p50 and p99 and CPU per request (wrk), c=16 throughput and
 CPU per request of each process (gateway, inference, NATS), time to first token of a 64-chunk
 stream at c=1 (and of paced streams at c=4), and CPU per streamed chunk of each process at
-c=16. CPU per request is the steadiest figure on a shared machine.
+c=16. CPU per request is the steadiest figure on a shared machine. The ratio to the first
+variant is the median of the per-repetition ratios. `--only c1 ttft` measures only those (shorter
+repetitions, so more of them fit: `--reps 15 --seconds 1`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bench.stacks import ROOT, Stack, raised_fd_limit, start_mock, start_switchy
 
 PACKAGES = ("libs/contracts", "libs/runtime", "services/gateway", "services/inference")
 PACKAGES_OPTIONAL = ("services/retrieval", "services/tools")
+MEASUREMENTS = ("c1", "c16", "ttft", "paced", "chunks")
 
 
 def pythonpath(root: Path) -> str:
@@ -75,9 +78,13 @@ class Compare(harness.Bench):
             else:
                 os.environ["PYTHONPATH"] = saved
 
-    def measure(self, reps: int, seconds: float) -> dict[str, dict[str, list[float]]]:
-        """Interleaved repetitions; every figure of every repetition."""
+    def measure(
+        self, reps: int, seconds: float, only: set[str] | None = None
+    ) -> dict[str, dict[str, list[float]]]:
+        """Interleaved repetitions; every figure of every repetition (of the measurements in
+        `only`, or all of them)."""
         out: dict[str, dict[str, list[float]]] = {name: {} for name in self.order}
+        wanted = only or set(MEASUREMENTS)
 
         def add(name: str, key: str, value: float | None) -> None:
             if value is not None:
@@ -85,36 +92,42 @@ class Compare(harness.Bench):
 
         for stack in self.targets():
             self.wrk(stack, 16, 2, harness.PLAIN)
+        spec: dict[str, Any] = {
+            "mode": "closed",
+            "concurrency": 1,
+            "duration": seconds / 2,
+            "body": harness.STREAM64,
+            "chunks": 64,
+        }
         for rep in range(reps):
             for stack in self.targets():
                 name = stack.name
-                r = self.wrk(stack, 1, seconds, harness.PLAIN)
-                add(name, "c1 latency p50 (ms)", r["p50_ms"])
-                add(name, "c1 latency p99 (ms)", r["p99_ms"])
-                add(name, "c1 CPU per request (ms)", r["cpu_ms_per_request"])
-                r = self.wrk(stack, 16, seconds, harness.PLAIN)
-                add(name, "c16 requests/s", r["rps"])
-                add(name, "c16 CPU per request (ms)", r["cpu_ms_per_request"])
-                for proc, used in r["cpu_by_process_s"].items():
-                    add(name, f"  {proc} CPU per request (ms)", 1000 * used / r["requests"])
-                spec: dict[str, Any] = {
-                    "mode": "closed",
-                    "concurrency": 1,
-                    "duration": seconds / 2,
-                    "body": harness.STREAM64,
-                    "chunks": 64,
-                }
-                r = self.loadgen(stack, spec, timeout=seconds + 60)
-                add(name, "stream TTFT p50 (ms)", r["ttft_ms"].get("p50"))
-                paced = {
-                    **spec,
-                    "concurrency": 4,
-                    "stagger": 0.64,  # as the benchmark's paced scenario
-                    "duration": max(seconds, 2.0),
-                    "body": harness.PACED10,
-                }
-                r = self.loadgen(stack, paced, timeout=seconds + 60)
-                add(name, "paced TTFT p50 (ms)", r["ttft_ms"].get("p50"))
+                if "c1" in wanted:
+                    r = self.wrk(stack, 1, seconds, harness.PLAIN)
+                    add(name, "c1 latency p50 (ms)", r["p50_ms"])
+                    add(name, "c1 latency p99 (ms)", r["p99_ms"])
+                    add(name, "c1 CPU per request (ms)", r["cpu_ms_per_request"])
+                if "c16" in wanted:
+                    r = self.wrk(stack, 16, seconds, harness.PLAIN)
+                    add(name, "c16 requests/s", r["rps"])
+                    add(name, "c16 CPU per request (ms)", r["cpu_ms_per_request"])
+                    for proc, used in r["cpu_by_process_s"].items():
+                        add(name, f"  {proc} CPU per request (ms)", 1000 * used / r["requests"])
+                if "ttft" in wanted:
+                    r = self.loadgen(stack, spec, timeout=seconds + 60)
+                    add(name, "stream TTFT p50 (ms)", r["ttft_ms"].get("p50"))
+                if "paced" in wanted:
+                    paced = {
+                        **spec,
+                        "concurrency": 4,
+                        "stagger": 0.64,  # as the benchmark's paced scenario
+                        "duration": max(seconds, 2.0),
+                        "body": harness.PACED10,
+                    }
+                    r = self.loadgen(stack, paced, timeout=seconds + 60)
+                    add(name, "paced TTFT p50 (ms)", r["ttft_ms"].get("p50"))
+                if "chunks" not in wanted:
+                    continue
                 with self.cpu().measure() as cpu:
                     r = self.loadgen(stack, {**spec, "concurrency": 16}, timeout=seconds + 90)
                 chunks = r["chunks"] or 1
@@ -131,12 +144,19 @@ class Compare(harness.Bench):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse NAME=PATH variants, run, print the medians and their ratio to the first variant."""
+    """Parse NAME=PATH variants, run, print the medians and their ratio to the first variant
+    (the median of the per-repetition ratios)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="+", help="NAME=PATH (PATH holds libs/ and services/)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each measurement")
     parser.add_argument("--out", help="JSON file for every repetition's figures")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=MEASUREMENTS,
+        help="measure only these: c1 latency, c16 throughput, burst TTFT, paced TTFT, chunks",
+    )
     args = parser.parse_args(argv)
     variants: dict[str, Path] = {}
     for item in args.variants:
@@ -152,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     with raised_fd_limit():
         try:
             compare.start_variants()
-            figures = compare.measure(args.reps, args.seconds)
+            figures = compare.measure(args.reps, args.seconds, set(args.only or ()))
         finally:
             compare.stop()
     first = compare.order[0]
@@ -161,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     title = f"median of {args.reps}"
     print(f"{title:<{width}}  " + "  ".join(f"{n:>16}" for n in compare.order))
     for key in keys:
-        base = statistics.median(figures[first][key]) if figures[first].get(key) else None
+        base = figures[first].get(key) or []
         cells = []
         for name in compare.order:
             values = figures[name].get(key)
@@ -169,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{'–':>16}")
                 continue
             value = statistics.median(values)
-            ratio = f" ({value / base:.2f}×)" if base and name != first else ""
+            # The median of the per-repetition ratios: each pair ran back to back, so a slow
+            # drift of the machine cancels out of it.
+            pairs = [v / b for v, b in zip(values, base, strict=False) if b]
+            ratio = f" ({statistics.median(pairs):.2f}×)" if pairs and name != first else ""
             cells.append(f"{value:>8.2f}{ratio:>8}")
         print(f"{key:<{width}}  " + "  ".join(cells))
     if args.out:
