@@ -17,6 +17,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from tests.support.barrier import settled
 from tests.support.stacks import KEY, PrivateStack, private_stack
 
 from switchyard.contracts import (
@@ -85,7 +86,7 @@ class FakeInference:
             self.tasks.add(task)
 
         self.sub = await self.nc.subscribe(subjects.CHAT, queue="inference", cb=on_request)
-        await self.nc.flush()
+        await settled(self.nc)
         return self
 
     async def __aexit__(self, *_: object) -> None:

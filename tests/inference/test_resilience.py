@@ -16,6 +16,7 @@ import orjson
 import pytest
 from nats.aio.msg import Msg
 from tests.conftest import OTHER_KEY, Stack
+from tests.support.barrier import settled
 from tests.support.fake_openai import OK_TEXT, FakeOpenAI
 from tests.support.stacks import PrivateStack, private_stack
 
@@ -191,7 +192,7 @@ async def test_usage_and_cost_are_published(
 
     nc = await nats.connect(nats_server.url)
     await nc.subscribe(subjects.EVENTS_USAGE, cb=collect)
-    await nc.flush()
+    await settled(nc)
     try:
         response = await http.post("/v1/chat/completions", json=chat("priced"))
         request_id = response.headers["x-request-id"]

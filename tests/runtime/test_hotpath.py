@@ -12,6 +12,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from tests.support.barrier import settled
 
 from switchyard.runtime.embedded import NatsServer, free_port, start_nats
 from switchyard.runtime.hotpath import Headers, HotPath
@@ -54,7 +55,7 @@ async def test_messages_arrive_whole_with_reply_and_headers(
     hot, other = pair
     seen: Seen = []
     await hot.subscribe("hp.a.*", lambda *m: seen.append(m))
-    await hot._nc.flush()
+    await settled(hot._nc)
     await other.publish("hp.a.1", b"plain")
     await other.publish("hp.a.2", b"with reply", reply="inbox.7")
     await other.publish("hp.a.3", b"", headers={"traceparent": "00-ab-cd-01", "X-Key": "v: w"})
@@ -78,7 +79,7 @@ async def test_a_burst_keeps_its_order_beside_plain_subscriptions(
 
     await hot.subscribe("hp.b.hot", lambda *m: seen.append(m))
     await hot._nc.subscribe("hp.b.plain", cb=on_plain)  # nats-py's own, on the same connection
-    await hot._nc.flush()
+    await settled(hot._nc)
     for i in range(2000):
         await other.publish("hp.b.hot" if i % 3 else "hp.b.plain", b"%d" % i)
     await wait_for(seen, 2000 - 667)
@@ -95,7 +96,7 @@ async def test_publishes_of_one_pass_all_arrive_in_order(pair: tuple[HotPath, Cl
         got.append(msg)
 
     await other.subscribe("hp.c", cb=on_msg)
-    await other.flush()
+    await settled(other)
     for i in range(500):  # no await suspends here: one write at the end of the pass
         await hot.publish("hp.c", b"%d" % i, headers={"n": str(i)} if i % 2 else None)
     await until(lambda: len(got) >= 500)
@@ -111,7 +112,7 @@ async def test_request_to_nobody_gets_the_no_responders_status(
     seen: Seen = []
     inbox = hot._nc.new_inbox()
     await hot.subscribe(f"{inbox}.*", lambda *m: seen.append(m))
-    await hot._nc.flush()
+    await settled(hot._nc)
     await hot.publish("hp.nobody.listens", b"{}", reply=f"{inbox}.1")
     await wait_for(seen, 1)
     subject, _, data, headers = seen[0]
@@ -133,7 +134,7 @@ async def test_a_failing_handler_does_not_stop_the_connection(
         seen.append((subject, reply, data, headers))
 
     await hot.subscribe("hp.d", handler)
-    await hot._nc.flush()
+    await settled(hot._nc)
     await other.publish("hp.d", b"boom")
     await other.publish("hp.d", b"after")
     await wait_for(seen, 1)
@@ -152,8 +153,8 @@ async def test_queue_groups_share_the_messages(pair: tuple[HotPath, Client]) -> 
 
     await hot.subscribe("hp.e", lambda *m: mine.append(m), queue="workers")
     await other.subscribe("hp.e", queue="workers", cb=on_other)
-    await hot._nc.flush()
-    await other.flush()
+    await settled(hot._nc)
+    await settled(other)
     for i in range(200):
         await other.publish("hp.e", b"%d" % i)
     await until(lambda: len(mine) + len(theirs) >= 200)
@@ -178,7 +179,7 @@ async def test_subscriptions_and_publishes_survive_a_server_restart(tmp_path: Pa
     seen: Seen = []
     try:
         await hot.subscribe("hp.f", lambda *m: seen.append(m))
-        await nc.flush()
+        await settled(nc)
         await other.publish("hp.f", b"before")
         await wait_for(seen, 1)
         await asyncio.to_thread(server.stop)
@@ -186,8 +187,8 @@ async def test_subscriptions_and_publishes_survive_a_server_restart(tmp_path: Pa
         await hot.publish("hp.f", b"while down")  # kept in nats-py's buffer until reconnected
         server = await asyncio.to_thread(start_nats, tmp_path / "b", port)
         await until(lambda: nc.is_connected and other.is_connected, timeout=10)
-        await nc.flush()
-        await other.flush()
+        await settled(nc)
+        await settled(other)
         await other.publish("hp.f", b"after")
         await wait_for(seen, 3)
         assert {m[2] for m in seen} == {b"before", b"while down", b"after"}
