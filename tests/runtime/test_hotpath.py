@@ -88,6 +88,33 @@ async def test_a_burst_keeps_its_order_beside_plain_subscriptions(
     assert plain == [b"%d" % i for i in range(0, 2000, 3)]
 
 
+async def test_hot_messages_do_not_wake_the_read_loop(pair: tuple[HotPath, Client]) -> None:
+    """Once the read loop waits on an empty buffer, hot frames go to the handler straight from
+    the connection's data_received: nats-py's read loop hands the parser nothing."""
+    hot, other = pair
+    seen: Seen = []
+    await hot.subscribe("hp.w", lambda *m: seen.append(m))
+    await settled(hot._nc)  # traffic through the read loop: the reader is hooked after it
+    parser = hot._nc._ps
+    handed: list[bytes] = []
+    read_loop_parse = parser.parse
+
+    async def counting(data: bytes = b"") -> None:
+        handed.append(data)
+        await read_loop_parse(data)
+
+    parser.parse = counting  # type: ignore[method-assign]
+    for i in range(20):  # one at a time: each is a read of its own
+        await other.publish("hp.w", b"%d" % i, headers={"n": str(i)} if i % 2 else None)
+        await wait_for(seen, i + 1)
+    assert [m[2] for m in seen] == [b"%d" % i for i in range(20)]
+    assert [m[3] for m in seen[1::2]] == [{"n": str(i)} for i in range(1, 20, 2)]
+    if hot.direct:
+        assert handed == []
+    else:
+        assert len(handed) >= 20  # nats-py's public API: every read through the read loop
+
+
 async def test_publishes_of_one_pass_all_arrive_in_order(pair: tuple[HotPath, Client]) -> None:
     hot, other = pair
     got: list[Msg] = []

@@ -8,8 +8,10 @@ path that is a few hundred bytecodes per message, on both services, for every re
 serves the few subscriptions that carry every request (the inference requests, the gateway's
 reply inbox) and their publishes without those hops:
 
-- a subscription's messages are parsed from the connection's buffer with `bytes.find` and given
-  to a synchronous handler `(subject, reply, data, headers)` at once, from the read loop;
+- a subscription's messages are parsed with `bytes.find` and given to a synchronous handler
+  `(subject, reply, data, headers)` at once: straight from the connection's `data_received`
+  while nats-py's read loop waits on an empty buffer (the read loop, a task, is then not woken
+  at all: no future, task step or buffer copy per read), else from the read loop;
 - a publish appends its command to nats-py's pending buffer, and one callback per event-loop pass
   writes the whole buffer (what nats-py's flusher task did, without the task).
 
@@ -18,8 +20,9 @@ pending buffer is written once connected), PING/PONG, INFO, errors, JetStream, o
 subscriptions, and any frame the fast parser is not sure of (it leaves that, and everything
 after it in the buffer, to nats-py's parser, which hands the hot subscriptions' messages to the
 same handler). This reaches into nats-py 2.x internals (`Client._ps`, `_pending`,
-`_pending_data_size`, `_flush_pending`, `Subscription._pending_queue`); `HotPath.attach` checks
-for them and otherwise serves the same API through nats-py's public one.
+`_pending_data_size`, `_flush_pending`, `Subscription._pending_queue`, the transport's
+`StreamReader`); `HotPath.attach` checks for them and otherwise serves the same API through
+nats-py's public one (a reader it does not recognise is left to the read loop).
 """
 
 from __future__ import annotations
@@ -92,7 +95,12 @@ class _Direct:
 
 
 class _Parser(Parser):
-    """nats-py's parser with a fast lane for complete MSG/HMSG frames of hot subscriptions."""
+    """nats-py's parser with a fast lane for complete MSG/HMSG frames of hot subscriptions.
+
+    The fast lane runs twice: in `parse`, for what nats-py's read loop hands over, and straight
+    from the connection's `StreamReader.feed_data` (see `_hook`) while the read loop waits for
+    data with nothing buffered, so that a read of hot frames only does not wake the read loop.
+    """
 
     def __init__(self, nc: Client, handlers: dict[int, Handler], old: Parser) -> None:
         super().__init__(nc)
@@ -100,23 +108,35 @@ class _Parser(Parser):
         # Take over the old parser's state (normally empty: attached before any traffic).
         self.buf, self.state, self.needed = old.buf, old.state, old.needed
         self.header_needed, self.msg_arg = old.header_needed, old.msg_arg
+        self._hooked: object = None  # the StreamReader whose feed_data is `_hook`'s
 
     async def parse(self, data: bytes = b"") -> None:
         buf: bytearray = self.buf
         buf.extend(data)
+        if buf and self.state == AWAITING_CONTROL_LINE and (used := self.take(buf)):
+            del buf[:used]
+        if buf:
+            await super().parse()
+        self._hook()  # a new connection (after a reconnect) has a new reader
+
+    def take(self, data: bytes | bytearray) -> int:
+        """Deliver the complete hot frames at the start of `data` to their handlers; the number
+        of bytes they took. It stops at the first frame it is not sure of (another subscription,
+        an inline status, a frame still arriving, any other operation): nats-py parses the rest."""
         handlers = self.handlers
         stats = self.nc.stats
-        while buf and self.state == AWAITING_CONTROL_LINE:
-            if buf.startswith(b"MSG "):
+        pos, size_of_data = 0, len(data)
+        while pos < size_of_data:
+            if data.startswith(b"MSG ", pos):
                 skip = 4
-            elif buf.startswith(b"HMSG "):
+            elif data.startswith(b"HMSG ", pos):
                 skip = 5
             else:
                 break
-            end = buf.find(_CRLF)
+            end = data.find(_CRLF, pos)
             if end < 0:
                 break
-            args = bytes(buf[skip:end]).split()
+            args = bytes(data[pos + skip : end]).split()
             # MSG <subject> <sid> [reply] <size>; HMSG <subject> <sid> [reply] <hsize> <size>
             fixed = 3 if skip == 4 else 4
             if len(args) not in (fixed, fixed + 1) or not args[1].isdigit():
@@ -134,23 +154,56 @@ class _Parser(Parser):
                     break
             start = end + 2
             stop = start + size
-            if len(buf) < stop + 2:
-                break  # the rest is on its way: nats-py's parser waits for it
+            if size_of_data < stop + 2:
+                break  # the rest is on its way
             headers: Headers | None = None
             if hsize:
-                raw = bytes(buf[start : start + hsize])
+                raw = bytes(data[start : start + hsize])
                 if raw[len(_HDR_LINE) : len(_HDR_LINE) + 1] == b" ":
-                    headers = await self.nc._process_headers(raw)  # an inline status (503 …)
-                else:
-                    headers = Client._parse_header_lines(raw[len(_HDR_LINE) :])
-            payload = bytes(buf[start + hsize : stop])
-            del buf[: stop + 2]
+                    break  # an inline status (503 …): nats-py's parser reads it
+                headers = Client._parse_header_lines(raw[len(_HDR_LINE) :])
+            try:
+                subject = args[0].decode()
+                reply = args[2].decode() if len(args) > fixed else ""
+            except UnicodeDecodeError:
+                break
+            payload = bytes(data[start + hsize : stop])
+            pos = stop + 2
             stats["in_msgs"] += 1
             stats["in_bytes"] += size - hsize
-            reply = args[2].decode() if len(args) > fixed else ""
-            _call(handler, args[0].decode(), reply, payload, headers)
-        if buf:
-            await super().parse()
+            _call(handler, subject, reply, payload, headers)
+        return pos
+
+    def _hook(self) -> None:
+        """Route the connection's incoming bytes through `take` first (once per reader)."""
+        found = getattr(self.nc._transport, "_io_reader", None)
+        if found is self._hooked or not isinstance(found, asyncio.StreamReader):
+            return
+        reader: Any = found  # its private fields are read below
+        if not all(hasattr(reader, a) for a in ("_waiter", "_buffer", "_eof", "feed_data")):
+            return  # not the StreamReader this was written against: the read loop does it all
+        self._hooked = reader
+        feed = reader.feed_data
+        parser = self
+
+        def feed_data(data: bytes) -> None:
+            # Only while the read loop waits on an empty buffer with nothing of its own half
+            # parsed: then these bytes are the next ones in the stream, and the frames `take`
+            # leaves (with everything after them) go to the read loop in order.
+            if (
+                reader._waiter is not None
+                and not reader._buffer
+                and not reader._eof
+                and not parser.buf
+                and parser.state == AWAITING_CONTROL_LINE
+            ):
+                used = parser.take(data)
+                if used == len(data):
+                    return
+                data = data[used:]
+            feed(data)
+
+        reader.feed_data = feed_data
 
 
 class HotPath:
