@@ -92,7 +92,17 @@ def test_with_a_processor_spans_are_recorded(provider: SwitchyardTracerProvider)
         {"traceparent": PARENT, "tracestate": "vendor=abc,other=1"},
         {"traceparent": PARENT, "baggage": "user=alice"},
         {"traceparent": "00-00000000000000000000000000000000-b7ad6b7169203331-01"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"},
+        {"traceparent": "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"},
+        {"traceparent": f" {PARENT}\t"},
+        {"traceparent": f"{PARENT}-extra"},
+        {"traceparent": "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"},
+        {"traceparent": "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c0-b7ad6b7169203331-01"},
+        {"traceparent": "00-+af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
         {"traceparent": "garbage"},
+        {"tracestate": "vendor=abc"},
     ],
 )
 def test_propagation_shortcut_matches_the_global_propagator(headers: dict[str, str]) -> None:
