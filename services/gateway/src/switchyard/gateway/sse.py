@@ -28,9 +28,14 @@ class EventStreamResponse(Response):
     def __init__(
         self, events: AsyncGenerator[bytes, None], headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(status_code=200, media_type="text/event-stream")
+        # Response's own __init__ would render an empty body and headers with a
+        # `content-length: 0` that a stream never sends: these are the headers it sends.
+        self.status_code = 200
+        self.media_type = "text/event-stream"
+        self.background = None
+        self.body = b""
         self._events = events
-        self._sse_headers = [
+        self.raw_headers = [
             *SSE_HEADERS,
             *((k.encode(), v.encode()) for k, v in (headers or {}).items()),
         ]
@@ -48,7 +53,7 @@ class EventStreamResponse(Response):
 
         stop = on_disconnect(receive, leave)
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self._sse_headers})
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async with contextlib.aclosing(self._events) as events:
                 async for data in events:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
