@@ -35,7 +35,7 @@ class CountingStream(io.StringIO):
 @pytest.fixture
 def logged() -> tuple[logging.Logger, CountingStream, LineHandler]:
     stream = CountingStream()
-    handler = LineHandler(stream)
+    handler = LineHandler(stream, delay=0)
     handler.setFormatter(JsonFormatter("test"))
     logger = logging.getLogger(f"test.lines.{id(stream)}")
     logger.propagate = False
@@ -78,6 +78,26 @@ async def test_in_a_loop_the_lines_of_one_pass_leave_in_one_write(
     logger.info("third")
     await asyncio.sleep(0)
     assert [e["msg"] for e in lines(stream)] == ["first", "second", "third"]
+
+
+async def test_with_a_delay_the_lines_of_that_time_leave_in_one_write(
+    logged: tuple[logging.Logger, CountingStream, LineHandler],
+) -> None:
+    logger, stream, handler = logged
+    handler.delay = 0.05
+    logger.info("first")
+    await asyncio.sleep(0.01)  # passes of the loop go by: the line waits
+    logger.info("second")
+    await asyncio.sleep(0.01)
+    assert stream.getvalue() == ""
+    await asyncio.sleep(0.06)
+    assert [e["msg"] for e in lines(stream)] == ["first", "second"]
+    assert stream.writes == 1
+    logger.info("third")  # a new window
+    assert stream.writes == 1
+    await asyncio.sleep(0.08)
+    assert [e["msg"] for e in lines(stream)] == ["first", "second", "third"]
+    assert stream.writes == 2
 
 
 def test_a_line_left_by_a_finished_loop_is_not_held_back(
