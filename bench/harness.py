@@ -132,7 +132,7 @@ class CpuMeter:
     def __init__(self, stacks: list[Stack]) -> None:
         self._stacks = stacks
 
-    def _ours(self) -> tuple[dict[str, float], float, float]:
+    def _ours(self) -> tuple[dict[str, float], float, tuple[float, float, float]]:
         per = {
             f"{s.name}/{name}": proc.cpu_seconds()
             for s in self._stacks
@@ -141,22 +141,27 @@ class CpuMeter:
         t = os.times()
         own = t.user + t.system + t.children_user + t.children_system
         cpu = psutil.cpu_times()
-        busy = cpu.user + cpu.system + cpu.nice + cpu.irq + cpu.softirq + getattr(cpu, "steal", 0)
-        return per, own, busy
+        processes = cpu.user + cpu.system + cpu.nice
+        return per, own, (processes, cpu.irq + cpu.softirq, getattr(cpu, "steal", 0.0))
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[dict[str, Any]]:
-        """Yields a dict filled on exit: `procs` (s per process), `foreign_s`, `wall_s`."""
+        """Yields a dict filled on exit: `procs` (s per process), `foreign_s` (other processes'
+        CPU), `softirq_s` (interrupts and softirqs: mostly the loopback network stack carrying
+        the measured traffic, which no process is charged for), `steal_s` (time the hypervisor
+        gave these vCPUs to other guests), `wall_s`."""
         out: dict[str, Any] = {}
-        per0, own0, busy0 = self._ours()
+        per0, own0, sys0 = self._ours()
         t0 = now()
         yield out
-        per1, own1, busy1 = self._ours()
+        per1, own1, sys1 = self._ours()
         procs = {k: round(per1[k] - per0.get(k, 0.0), 4) for k in per1}
         ours = sum(procs.values()) + (own1 - own0)
         out["procs"] = procs
         out["wall_s"] = round(now() - t0, 3)
-        out["foreign_s"] = round(max(0.0, (busy1 - busy0) - ours), 3)
+        out["foreign_s"] = round(max(0.0, (sys1[0] - sys0[0]) - ours), 3)
+        out["softirq_s"] = round(sys1[1] - sys0[1], 3)
+        out["steal_s"] = round(sys1[2] - sys0[2], 3)
 
 
 class RssSampler:
@@ -274,6 +279,8 @@ class Bench:
                 if k.startswith(f"{stack.name}/")
             },
             "foreign_cpu_s": cpu["foreign_s"],
+            "softirq_s": cpu["softirq_s"],
+            "steal_s": cpu["steal_s"],
         }
 
     def loadgen(
@@ -486,6 +493,7 @@ class Bench:
                         "send_lag_p99_ms": r["send_lag_ms"].get("p99"),
                         "held": ok,
                         "foreign_cpu_s": cpu["foreign_s"],
+                        "steal_s": cpu["steal_s"],
                     }
                 )
                 if ok:
@@ -537,6 +545,7 @@ class Bench:
                 r["proxy_cpu_s"] = used
                 r["chunks_per_cpu_s"] = r["chunks"] / used if used else None
                 r["foreign_cpu_s"] = cpu["foreign_s"]
+                r["steal_s"] = cpu["steal_s"]
                 r["cpu_by_process_s"] = {
                     k.split("/", 1)[1]: v
                     for k, v in cpu["procs"].items()
