@@ -6,18 +6,25 @@ profile). This client does only what a provider call needs: one request per conn
 `Content-Length` request bodies, responses with `Content-Length`, chunked or read-to-close bodies,
 a response body read incrementally (server-sent events line by line), TLS, and a pool of idle
 keep-alive connections per origin. Timeouts are armed only when the caller actually has to wait.
+
+Egress proxies are taken from the environment as other HTTP clients take them (`HTTP_PROXY`,
+`HTTPS_PROXY`, `NO_PROXY`, lower-case first; read once per client): an `http` origin is asked
+through the proxy in absolute form, an `https` one through a `CONNECT` tunnel with TLS to the
+origin inside it. Credentials in the proxy URL go in `Proxy-Authorization` (basic).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import ssl
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Self, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httptools
 
@@ -66,6 +73,73 @@ def split_url(url: str) -> tuple[Origin, str]:
     if parts.query:
         target = f"{target}?{parts.query}"
     return Origin(parts.scheme, parts.hostname, port), target
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """An HTTP proxy that requests to some origin go through."""
+
+    host: str
+    port: int
+    authorization: str | None = None  # the `Proxy-Authorization` value, if it has credentials
+
+    @classmethod
+    def parse(cls, url: str) -> Proxy:
+        """A proxy from `http://[user:password@]host[:port]` (a bare `host:port` is read as
+        http; an https proxy URL is refused: TLS to the proxy itself is not supported)."""
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme != "http" or not parts.hostname:
+            raise ConnectError(f"unsupported proxy URL {url!r} (an http:// proxy is needed)")
+        authorization = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        return cls(parts.hostname, parts.port or 80, authorization)
+
+
+def proxy_for(origin: Origin, proxies: Mapping[str, str]) -> Proxy | None:
+    """The proxy `proxies` (as `urllib.request.getproxies_environment` gives them) route
+    `origin` through, or None for a direct connection (no proxy, or `no_proxy` matches)."""
+    url = proxies.get(origin.scheme)
+    if not url or _bypassed(origin, proxies.get("no", "")):
+        return None
+    return Proxy.parse(url)
+
+
+def _bypassed(origin: Origin, no_proxy: str) -> bool:
+    """Whether `no_proxy` (comma-separated: `*`, hosts, `.domains`, each with an optional
+    `:port`) names `origin`; a name matches itself and its subdomains."""
+    host = origin.host.lower()
+    for item in no_proxy.lower().split(","):
+        entry = item.strip()
+        if entry == "*":
+            return True
+        name, sep, port = entry.rpartition(":")
+        if not sep or not port.isdigit() or ":" in name:  # no port (or an IPv6 address)
+            name, port = entry, ""
+        name = name.strip("[]").lstrip(".")
+        if not name or (port and int(port) != origin.port):
+            continue
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+class _Tunnel(asyncio.Protocol):
+    """The proxy's answer to a `CONNECT`: its status line, once the head is in."""
+
+    def __init__(self) -> None:
+        self.head: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if b"\r\n\r\n" in self._buffer and not self.head.done():
+            self.head.set_result(self._buffer.split(b"\r\n", 1)[0])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.head.done():
+            self.head.set_exception(ConnectError(f"the proxy closed the connection: {exc}"))
 
 
 # Pause reading a response whose unread body grows past this (a slow consumer).
@@ -343,11 +417,29 @@ class Response:
 class Client:
     """A keep-alive connection pool with a `stream()` call. One per provider adapter."""
 
-    def __init__(self, max_idle_per_origin: int = 100, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        max_idle_per_origin: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ):
+        """`proxies`: scheme → proxy URL, plus `no` (hosts to reach directly); by default the
+        environment's (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`)."""
         self._idle: dict[Origin, list[_Connection]] = {}
         self._max_idle = max_idle_per_origin
         self._ssl = ssl_context
         self._closed = False
+        self._proxies = dict(
+            urllib.request.getproxies_environment() if proxies is None else proxies
+        )
+        self._routes: dict[Origin, Proxy | None] = {}
+
+    def _route(self, origin: Origin) -> Proxy | None:
+        try:
+            return self._routes[origin]
+        except KeyError:
+            route = self._routes[origin] = proxy_for(origin, self._proxies)
+            return route
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -370,23 +462,58 @@ class Client:
                 return connection
         return None
 
-    async def _connect(self, origin: Origin, timeout: float) -> _Connection:
+    async def _connect(self, origin: Origin, proxy: Proxy | None, timeout: float) -> _Connection:
         loop = asyncio.get_running_loop()
         tls = origin.scheme == "https"
+        where = f"{origin.host}:{origin.port}"
+        if proxy is not None:
+            where += f" through the proxy {proxy.host}:{proxy.port}"
         try:
             async with asyncio.timeout(timeout):
+                if proxy is not None and tls:
+                    return await self._tunnel(origin, proxy)
+                host, port = (proxy.host, proxy.port) if proxy else (origin.host, origin.port)
                 _, protocol = await loop.create_connection(
                     lambda: _Connection(origin),
-                    origin.host,
-                    origin.port,
+                    host,
+                    port,
                     ssl=self._ssl_context() if tls else None,
                     server_hostname=origin.host if tls else None,
                 )
         except TimeoutError:
-            raise Timeout(f"connecting to {origin.host}:{origin.port} timed out") from None
+            raise Timeout(f"connecting to {where} timed out") from None
         except (OSError, ssl.SSLError) as exc:
-            raise ConnectError(f"{origin.host}:{origin.port}: {exc}") from exc
+            raise ConnectError(f"{where}: {exc}") from exc
         return protocol
+
+    async def _tunnel(self, origin: Origin, proxy: Proxy) -> _Connection:
+        """A TLS connection to `origin` inside a `CONNECT` tunnel through `proxy`."""
+        loop = asyncio.get_running_loop()
+        transport, tunnel = await loop.create_connection(_Tunnel, proxy.host, proxy.port)
+        try:
+            host = f"[{origin.host}]" if ":" in origin.host else origin.host
+            authority = f"{host}:{origin.port}"  # CONNECT names the port, default or not
+            head = [f"CONNECT {authority} HTTP/1.1", f"host: {authority}"]
+            if proxy.authorization:
+                head.append(f"proxy-authorization: {proxy.authorization}")
+            transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            status_line = await tunnel.head
+            status = status_line.split(b" ", 2)
+            if len(status) < 2 or status[1] != b"200":
+                raise ConnectError(
+                    f"the proxy {proxy.host}:{proxy.port} refused the tunnel to {authority}: "
+                    + status_line.decode("latin-1", "replace")
+                )
+            connection = _Connection(origin)
+            tls = await loop.start_tls(
+                transport, connection, self._ssl_context(), server_hostname=origin.host
+            )
+        except BaseException:
+            transport.close()
+            raise
+        assert tls is not None
+        connection.connection_made(tls)  # start_tls does not call it
+        return connection
 
     async def stream(
         self,
@@ -407,7 +534,12 @@ class Client:
         if self._closed:
             raise ConnectError("the client is closed")
         origin, target = split_url(url)
+        proxy = self._route(origin)
+        if proxy is not None and origin.scheme == "http":  # a forward proxy: absolute form
+            target = f"http://{origin.host_header()}{target}"
         head = [f"{method} {target} HTTP/1.1", f"host: {origin.host_header()}"]
+        if proxy is not None and origin.scheme == "http" and proxy.authorization:
+            head.append(f"proxy-authorization: {proxy.authorization}")
         head += [f"{name}: {value}" for name, value in (headers or {}).items()]
         if content or method in ("POST", "PUT", "PATCH"):
             head.append(f"content-length: {len(content)}")
@@ -416,7 +548,7 @@ class Client:
             connection = self._checkout(origin)
             reused = connection is not None
             if connection is None:
-                connection = await self._connect(origin, connect_timeout)
+                connection = await self._connect(origin, proxy, connect_timeout)
             response = Response(self, connection, read_timeout)
             connection.start(response, request_head, content)
             try:
