@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.inference.test_http_client import Server, json_answer
+from tests.inference.test_http_client import Server, json_answer, read_request
 
 from switchyard.inference.providers.client import (
     Client,
@@ -24,47 +24,27 @@ from switchyard.inference.providers.client import (
 )
 
 
-class ProxyServer:
+class ProxyServer(Server):
     """A loopback HTTP proxy: CONNECT tunnels to 127.0.0.1, and absolute-form requests, which it
     answers itself (recording what came). `refuse` answers every CONNECT with that status."""
 
     def __init__(self, refuse: str | None = None) -> None:
+        super().__init__(self._proxy)
         self.refuse = refuse
         self.heads: list[bytes] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> ProxyServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
 
     @property
     def url(self) -> str:
         return f"http://user:p%40ss@127.0.0.1:{self.port}"
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            head = await reader.readuntil(b"\r\n\r\n")
-            self.heads.append(head)
-            if head.startswith(b"CONNECT "):
-                await self._tunnel(head, reader, writer)
-                return
-            body = b""
-            for line in head.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    body = await reader.readexactly(int(value))
-            writer.write(json_answer(b'{"proxied":' + body + b"}"))
-            await writer.drain()
-        writer.close()
+    async def _proxy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, body = await read_request(reader)  # a CONNECT has no body
+        self.heads.append(head)
+        if head.startswith(b"CONNECT "):
+            await self._tunnel(head, reader, writer)
+            return
+        writer.write(json_answer(b'{"proxied":' + body + b"}"))
+        await writer.drain()
 
     async def _tunnel(
         self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -72,7 +52,6 @@ class ProxyServer:
         if self.refuse:
             writer.write(f"HTTP/1.1 {self.refuse}\r\ncontent-length: 0\r\n\r\n".encode())
             await writer.drain()
-            writer.close()
             return
         port = int(head.split(b" ", 2)[1].rsplit(b":", 1)[1])
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
@@ -85,11 +64,7 @@ class ProxyServer:
                     await dst.drain()
             dst.close()
 
-        for task in (
-            asyncio.ensure_future(pipe(reader, up_writer)),
-            asyncio.ensure_future(pipe(up_reader, writer)),
-        ):
-            self._tasks.add(task)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +93,7 @@ async def tls_origin(certificate: tuple[Path, Path]) -> AsyncIterator[int]:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                body = await reader.readexactly(length)
+                _, body = await read_request(reader)
                 writer.write(json_answer(b'{"tls":' + body + b"}"))
         writer.close()
 
