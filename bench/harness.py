@@ -48,6 +48,8 @@ PLAIN = {"model": "mock", "messages": MESSAGES}  # no temperature: Switchyard's 
 STREAM64 = {"model": "stream-64", "stream": True, "messages": MESSAGES}
 PACED10 = {"model": "paced-64-10", "stream": True, "messages": MESSAGES}
 PACED50 = {"model": "paced-64-50", "stream": True, "messages": MESSAGES}
+# A run counts as quiet when steal took at most this share of the machine's CPU time.
+STEAL_SHARE = 0.05
 MiB = 1024 * 1024
 
 
@@ -427,6 +429,14 @@ class Bench:
                 )
                 out["median"][name]["added_p99_ms"] = median(
                     [a["p99_ms"] - d["p99_ms"] for a, d in pairs]
+                )
+                # The same over the runs the hypervisor left (nearly) alone: steal time is
+                # what moves c=1 on a shared host (docs/benchmarks.md, fifth round).
+                limit = STEAL_SHARE * self.plan.c1_s * (os.cpu_count() or 1)
+                quiet = [(a, d) for a, d in pairs if (a.get("steal_s") or 0.0) <= limit]
+                out["median"][name]["quiet_runs"] = f"{len(quiet)}/{len(pairs)}"
+                out["median"][name]["added_p50_ms_quiet"] = median(
+                    [a["p50_ms"] - d["p50_ms"] for a, d in quiet]
                 )
         return out
 

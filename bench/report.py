@@ -91,6 +91,18 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
                 _le(add99["switchyard"], 5.0),
             ),
         ]
+        quiet = {n: _get(med, n, "added_p50_ms_quiet") for n in names}
+        if any(v is not None for v in quiet.values()):
+            counts = ", ".join(
+                f"{n} {_get(med, n, 'quiet_runs')}" for n in names if quiet[n] is not None
+            )
+            rows.append(
+                _row(
+                    "overhead c=1",
+                    f"added latency p50 in the runs with steal ≤ 5 % of the CPU ({counts}) (ms)",
+                    quiet,
+                )
+            )
     for conns in (16, 64):
         med = _get(results, "throughput", f"c{conns}", "median") or {}
         if not med:
