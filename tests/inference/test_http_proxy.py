@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.inference.test_http_client import Server, json_answer, read_request
+from tests.support.http_server import Server, json_answer, read_request
 
 from switchyard.inference.providers.client import (
     Client,
