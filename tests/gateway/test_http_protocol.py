@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
@@ -83,14 +84,20 @@ async def test_nothing_goes_to_a_closing_transport_and_the_rest_passes_through()
     assert recorder.writes == []
 
 
-async def test_on_disconnect_without_uvicorn_watches_receive() -> None:
-    """Where `receive` is not the protocol's, a watcher task reads it for the disconnect."""
+def queued_receive() -> tuple[asyncio.Queue[dict[str, Any]], Callable[[], Awaitable[Any]]]:
+    """An ASGI `receive` that is not uvicorn's: it returns what the test puts on the queue."""
     messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    called: list[str] = []
 
     async def receive() -> dict[str, Any]:
         return await messages.get()
 
+    return messages, receive
+
+
+async def test_on_disconnect_without_uvicorn_watches_receive() -> None:
+    """Where `receive` is not the protocol's, a watcher task reads it for the disconnect."""
+    messages, receive = queued_receive()
+    called: list[str] = []
     stop = on_disconnect(receive, lambda: called.append("gone"))
     await messages.put({"type": "http.request", "body": b"", "more_body": False})
     await asyncio.sleep(0.01)
@@ -102,12 +109,8 @@ async def test_on_disconnect_without_uvicorn_watches_receive() -> None:
 
 
 async def test_on_disconnect_called_off_never_fires() -> None:
-    messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    messages, receive = queued_receive()
     called: list[str] = []
-
-    async def receive() -> dict[str, Any]:
-        return await messages.get()
-
     stop = on_disconnect(receive, lambda: called.append("gone"))
     stop()
     await messages.put({"type": "http.disconnect"})
