@@ -42,6 +42,11 @@ from bench.stacks import (
 
 SCENARIOS = ("overhead", "throughput", "rates", "streaming", "open_streams", "profile", "memory")
 TARGETS = ("direct", "switchyard", "litellm")
+# The mock alone once more, on the proxy's core: reached across cores, as a client reaches a
+# provider over the network. Through a proxy a request makes two such hops (client to proxy,
+# proxy to provider), straight to the provider one, so the latency figures are also taken
+# against this baseline: what a proxy adds is then its own work and the one hop it inserts.
+HOP = "direct_hop"
 CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Say hello to the benchmark."}]
 PLAIN = {"model": "mock", "messages": MESSAGES}  # no temperature: Switchyard's cache stays out
@@ -209,6 +214,7 @@ class Bench:
         prune_workdirs(self.workdir.parent, keep=10)
         self.stacks: dict[str, Stack] = {}
         self.mock: Stack | None = None
+        self.hop: Stack | None = None  # the one-hop baseline (HOP), when `direct` is measured
         self.launches: dict[str, int] = {}
         self.results: dict[str, Any] = {}
         self.proxy_cores: str = args.proxy_cores
@@ -223,9 +229,17 @@ class Bench:
         """The running stacks, in the order direct, switchyard, litellm."""
         return [self.stacks[t] for t in TARGETS if t in self.stacks]
 
+    def latency_targets(self) -> list[Stack]:
+        """The targets of the latency scenarios: `targets()` with the one-hop baseline after
+        `direct` (when it runs)."""
+        stacks = self.targets()
+        if self.hop is None or not stacks or stacks[0].name != "direct":
+            return stacks
+        return [stacks[0], self.hop, *stacks[1:]]
+
     def cpu(self) -> CpuMeter:
         """A CPU meter over every running stack."""
-        return CpuMeter(self.targets())
+        return CpuMeter(self.targets() + ([self.hop] if self.hop is not None else []))
 
     def wrk(self, stack: Stack, conns: int, seconds: float, body: dict[str, Any]) -> dict[str, Any]:
         """Closed-loop load from wrk (one thread) on the load cores; figures in ms."""
@@ -361,6 +375,9 @@ class Bench:
         }
         if "direct" not in wanted:
             self.stacks.pop("direct")  # it keeps serving the proxies, but is not measured
+        else:
+            self.hop = start_mock(self.workdir, self.proxy_cores)
+            self.hop.name = HOP
         self.log("stacks up: " + ", ".join(f"{s.name} :{s.port}" for s in self.targets()))
 
     def launch(self, name: str) -> Stack:
@@ -396,8 +413,9 @@ class Bench:
         """Stop every stack (by PID)."""
         for stack in reversed(list(self.stacks.values())):
             stack.stop()
-        if self.mock is not None:
-            self.mock.stop()
+        for mock in (self.hop, self.mock):
+            if mock is not None:
+                mock.stop()
 
     # -- scenarios ----------------------------------------------------------------------------
     def warmup(self) -> None:
@@ -408,10 +426,11 @@ class Bench:
             self.loadgen(stack, spec, timeout=60)
 
     def overhead(self) -> dict[str, Any]:
-        """Concurrency 1, non-streamed: latency through each target; added = through - direct."""
-        runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.targets()}
+        """Concurrency 1, non-streamed: latency through each target; added = through - direct
+        (`added_*`: the mock on the load generator's core; `added_hop_*`: across cores, HOP)."""
+        runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.latency_targets()}
         for _ in range(self.plan.c1_reps):
-            for stack in self.targets():
+            for stack in self.latency_targets():
                 runs[stack.name].append(self.wrk(stack, 1, self.plan.c1_s, PLAIN))
         out: dict[str, Any] = {"runs": runs, "median": {}}
         for name, rs in runs.items():
@@ -419,15 +438,17 @@ class Bench:
                 k: median([r[k] for r in rs if r[k] is not None])
                 for k in ("p50_ms", "p99_ms", "rps", "cpu_ms_per_request", "errors")
             }
-        if "direct" in runs:
+        for base, prefix in (("direct", "added"), (HOP, "added_hop")):
+            if base not in runs:
+                continue
             for name, rs in runs.items():
-                if name == "direct":
+                if name in ("direct", HOP):
                     continue
-                pairs = list(zip(rs, runs["direct"], strict=True))
-                out["median"][name]["added_p50_ms"] = median(
+                pairs = list(zip(rs, runs[base], strict=True))
+                out["median"][name][f"{prefix}_p50_ms"] = median(
                     [a["p50_ms"] - d["p50_ms"] for a, d in pairs]
                 )
-                out["median"][name]["added_p99_ms"] = median(
+                out["median"][name][f"{prefix}_p99_ms"] = median(
                     [a["p99_ms"] - d["p99_ms"] for a, d in pairs]
                 )
                 # The same over the runs the hypervisor left (nearly) alone: steal time is
@@ -435,7 +456,7 @@ class Bench:
                 limit = STEAL_SHARE * self.plan.c1_s * (os.cpu_count() or 1)
                 quiet = [(a, d) for a, d in pairs if (a.get("steal_s") or 0.0) <= limit]
                 out["median"][name]["quiet_runs"] = f"{len(quiet)}/{len(pairs)}"
-                out["median"][name]["added_p50_ms_quiet"] = median(
+                out["median"][name][f"{prefix}_p50_ms_quiet"] = median(
                     [a["p50_ms"] - d["p50_ms"] for a, d in quiet]
                 )
         return out
@@ -522,11 +543,11 @@ class Bench:
         (time to first token, gaps). `paced`: 10 ms between chunks, concurrency 4 (time to first
         token, one-way latency of each chunk).
         `relay`: unpaced, concurrency 16: chunks relayed per CPU-second of the proxy."""
-        ttft: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.targets()}
-        relay: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.targets()}
-        paced: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.targets()}
+        ttft: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.latency_targets()}
+        relay: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.latency_targets()}
+        paced: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.latency_targets()}
         for _ in range(self.plan.reps):
-            for stack in self.targets():
+            for stack in self.latency_targets():
                 r = self.loadgen(
                     stack,
                     {
@@ -539,6 +560,8 @@ class Bench:
                     timeout=self.plan.stream_s + 60,
                 )
                 ttft[stack.name].append(r)
+                if stack.name == HOP:
+                    continue  # a latency baseline: the mock's CPU per chunk is `direct`'s
                 with self.cpu().measure() as cpu:
                     r = self.loadgen(
                         stack,
@@ -563,7 +586,7 @@ class Bench:
                 }
                 relay[stack.name].append(r)
         for _ in range(self.plan.paced_reps):
-            for stack in self.targets():
+            for stack in self.latency_targets():
                 paced[stack.name].append(
                     self.loadgen(
                         stack,
@@ -595,16 +618,18 @@ class Bench:
                 ),
                 "streams_per_s_c16": median([r["rps"] for r in relay[name]]),
             }
-        if "direct" in summary:
-            base = summary["direct"]
+        for base_name, prefix in (("direct", "added"), (HOP, "added_hop")):
+            base = summary.get(base_name)
+            if base is None:
+                continue
             for name, s in summary.items():
-                if name == "direct":
+                if name in ("direct", HOP):
                     continue
-                s["added_ttft_p50_ms"] = _minus(s["ttft_p50_ms"], base["ttft_p50_ms"])
-                s["added_ttft_paced_p50_ms"] = _minus(
+                s[f"{prefix}_ttft_p50_ms"] = _minus(s["ttft_p50_ms"], base["ttft_p50_ms"])
+                s[f"{prefix}_ttft_paced_p50_ms"] = _minus(
                     s["ttft_paced_p50_ms"], base["ttft_paced_p50_ms"]
                 )
-                s["added_chunk_latency_p50_ms"] = _minus(
+                s[f"{prefix}_chunk_latency_p50_ms"] = _minus(
                     s["chunk_latency_p50_ms"], base["chunk_latency_p50_ms"]
                 )
         return {"summary": summary, "ttft_runs": ttft, "relay_runs": relay, "paced_runs": paced}
@@ -789,6 +814,7 @@ class Bench:
             targets=self.args.targets,
             proxy_cores=self.proxy_cores,
             load_cores=self.load_cores,
+            hop_baseline="direct" in self.args.targets,
             loadavg_at_start=[round(x, 2) for x in load0],
             plan=dict(self.plan.__dict__),
         )
