@@ -86,39 +86,28 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows += [
                 _row(
                     "overhead c=1",
-                    f"latency p50 of {ACROSS} (ms)",
-                    {"direct": _get(med, HOP, "p50_ms")},
-                ),
-                _row(
-                    "overhead c=1",
-                    f"latency p99 of {ACROSS} (ms)",
-                    {"direct": _get(med, HOP, "p99_ms")},
-                ),
+                    f"latency {pct} of {ACROSS} (ms)",
+                    {"direct": _get(med, HOP, f"{pct}_ms")},
+                )
+                for pct in ("p50", "p99")
             ]
         for prefix, label, judged in (
             ("added_hop", f" vs {ACROSS}", True),
             ("added", f" vs {SAME}" if hop else "", not hop),
         ):
-            add50 = {n: _get(med, n, f"{prefix}_p50_ms") for n in names}
-            add99 = {n: _get(med, n, f"{prefix}_p99_ms") for n in names}
-            if all(v is None for v in add50.values()):
+            if all(_get(med, n, f"{prefix}_p50_ms") is None for n in names):
                 continue
-            rows += [
-                _row(
-                    "overhead c=1",
-                    f"added latency p50{label} (ms)",
-                    add50,
-                    "≤ 1.5 ms" if judged else "",
-                    _le(add50["switchyard"], 1.5) if judged else None,
-                ),
-                _row(
-                    "overhead c=1",
-                    f"added latency p99{label} (ms)",
-                    add99,
-                    "≤ 5 ms" if judged else "",
-                    _le(add99["switchyard"], 5.0) if judged else None,
-                ),
-            ]
+            for pct, limit in (("p50", 1.5), ("p99", 5.0)):
+                added = {n: _get(med, n, f"{prefix}_{pct}_ms") for n in names}
+                rows.append(
+                    _row(
+                        "overhead c=1",
+                        f"added latency {pct}{label} (ms)",
+                        added,
+                        f"≤ {limit:g} ms" if judged else "",
+                        _le(added["switchyard"], limit) if judged else None,
+                    )
+                )
             quiet = {n: _get(med, n, f"{prefix}_p50_ms_quiet") for n in names}
             if any(v is not None for v in quiet.values()):
                 counts = ", ".join(
