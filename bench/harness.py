@@ -378,6 +378,7 @@ class Bench:
         else:
             self.hop = start_mock(self.workdir, self.proxy_cores)
             self.hop.name = HOP
+            self.smoke(self.hop)
         self.log("stacks up: " + ", ".join(f"{s.name} :{s.port}" for s in self.targets()))
 
     def launch(self, name: str) -> Stack:
