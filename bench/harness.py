@@ -96,7 +96,7 @@ FULL = Plan(
     direct_rates=(1000, 2500, 5000),
     stream_s=3,
     paced_s=3,
-    paced_reps=3,
+    paced_reps=6,  # ~19 streams a run (640 ms each at c=4): many runs for a steady median
     open_streams=1000,
     profile_s=15,
     soak={"switchyard": 100_000, "litellm": 5_000},

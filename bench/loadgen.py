@@ -10,9 +10,10 @@ Modes (`spec["mode"]`):
 - `rate`: open loop. Request `i` is due at `start + i / rate`; its latency is measured from when it
   was due (so a proxy that falls behind is charged for the queueing it causes, no coordinated
   omission). `send_lag` says how late the generator itself sent requests.
-- `closed`: `concurrency` clients, each sending requests back to back for `duration` seconds (or
-  `count` requests in all; with `progress_every`, a `PROGRESS <n> <s>` line goes to stderr each
-  time `n` requests were issued; with `stagger` seconds, client i starts `stagger * i / n` late).
+- `closed`: `concurrency` clients on connections opened before the clock starts, each sending
+  requests back to back for `duration` seconds (or `count` requests in all; with
+  `progress_every`, a `PROGRESS <n> <s>` line goes to stderr each time `n` requests were issued;
+  with `stagger` seconds, client i starts `stagger * i / n` late).
   Streamed requests are measured per chunk: time to first token, gaps between content chunks and
   each chunk's one-way latency (the mock writes its CLOCK_MONOTONIC time into each chunk).
 - `open`: `count` streams opened at once (within `ramp` seconds), each must finish with
@@ -213,6 +214,22 @@ class Pool:
         self._waiters.append(waiter)
         return await waiter
 
+    async def fill(self) -> None:
+        """Open every connection now (before the clock starts, as wrk does): the requests are
+        then measured on established keep-alive connections, not with a TCP handshake and a
+        proxy's per-connection set-up in their first request's time."""
+        missing = self._limit - self._opened
+        self._opened += missing
+        self.peak = max(self.peak, self._opened)
+        conns = await asyncio.gather(
+            *(self._target.connect() for _ in range(missing)), return_exceptions=True
+        )
+        for conn in conns:
+            if isinstance(conn, Conn):
+                self._idle.append(conn)
+            else:
+                self._opened -= 1  # that slot opens on demand later, like any other
+
     def put(self, conn: Conn) -> None:
         """Give a connection back (a closed one frees its slot)."""
         if conn.closed:
@@ -368,6 +385,7 @@ async def run_closed(spec: dict[str, Any]) -> dict[str, Any]:
     timeout = float(spec.get("timeout", 30))
     expect = int(spec.get("chunks", 0))
     pool = Pool(target, concurrency)
+    await pool.fill()
     errors: Counter[str] = Counter()
     traces: list[StreamTrace] = []
     latencies: list[float] = []
