@@ -37,7 +37,7 @@ lint: install ## Ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: install ## Benchmark vs a mock provider and LiteLLM (~11 min); updates docs/benchmarks.md
+bench: install ## Benchmark vs a mock provider and LiteLLM (~12 min); updates docs/benchmarks.md
 	$(BIN)/python bench/run.py --docs docs/benchmarks.md
 
 bench-quick: install ## Short benchmark run (under 2 minutes); results in bench/results/
