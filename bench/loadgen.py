@@ -220,15 +220,17 @@ class Pool:
         proxy's per-connection set-up in their first request's time."""
         missing = self._limit - self._opened
         self._opened += missing
-        self.peak = max(self.peak, self._opened)
         conns = await asyncio.gather(
             *(self._target.connect() for _ in range(missing)), return_exceptions=True
         )
         for conn in conns:
             if isinstance(conn, Conn):
                 self._idle.append(conn)
-            else:
+            elif isinstance(conn, OSError):
                 self._opened -= 1  # that slot opens on demand later, like any other
+            else:
+                raise conn
+        self.peak = max(self.peak, self._opened)
 
     def put(self, conn: Conn) -> None:
         """Give a connection back (a closed one frees its slot)."""
