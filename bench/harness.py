@@ -46,7 +46,7 @@ TARGETS = ("direct", "switchyard", "litellm")
 # provider over the network. Through a proxy a request makes two such hops (client to proxy,
 # proxy to provider), straight to the provider one, so the latency figures are also taken
 # against this baseline: what a proxy adds is then its own work and the one hop it inserts.
-HOP = "direct_hop"
+HOP = report.HOP
 CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Say hello to the benchmark."}]
 PLAIN = {"model": "mock", "messages": MESSAGES}  # no temperature: Switchyard's cache stays out
@@ -439,6 +439,9 @@ class Bench:
                 k: median([r[k] for r in rs if r[k] is not None])
                 for k in ("p50_ms", "p99_ms", "rps", "cpu_ms_per_request", "errors")
             }
+        # The same over the runs the hypervisor left (nearly) alone: steal time is what moves c=1
+        # on a shared host (docs/benchmarks.md, fifth round).
+        limit = STEAL_SHARE * self.plan.c1_s * (os.cpu_count() or 1)
         for base, prefix in (("direct", "added"), (HOP, "added_hop")):
             if base not in runs:
                 continue
@@ -452,9 +455,6 @@ class Bench:
                 out["median"][name][f"{prefix}_p99_ms"] = median(
                     [a["p99_ms"] - d["p99_ms"] for a, d in pairs]
                 )
-                # The same over the runs the hypervisor left (nearly) alone: steal time is
-                # what moves c=1 on a shared host (docs/benchmarks.md, fifth round).
-                limit = STEAL_SHARE * self.plan.c1_s * (os.cpu_count() or 1)
                 quiet = [(a, d) for a, d in pairs if (a.get("steal_s") or 0.0) <= limit]
                 out["median"][name]["quiet_runs"] = f"{len(quiet)}/{len(pairs)}"
                 out["median"][name][f"{prefix}_p50_ms_quiet"] = median(

@@ -22,7 +22,7 @@ GATEWAY_RSS_LIMIT_MIB = 300e6 / MiB  # the target says 300 MB
 # a settled Python process moves by well under 1 MiB once its pools and caches are warm.
 SOAK_NOISE_MIB = 2.0
 MIN_SOAK = 20_000  # a shorter soak is dominated by warm-up: no verdict
-HOP = "direct_hop"  # the results' name of the one-hop baseline (bench/harness.py)
+HOP = "direct_hop"  # the results' name of the one-hop baseline (bench/harness.py uses it)
 ACROSS = "the mock across cores (one hop)"
 SAME = "the mock on the generator's core (runs 1–14)"
 
