@@ -22,7 +22,13 @@ from typing import Any
 
 import psutil
 
-from switchyard.runtime.embedded import free_port, nats_server_binary, stop_process, wait_for_port
+from switchyard.runtime.embedded import (
+    free_port,
+    nats_command,
+    nats_environment,
+    stop_process,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -267,20 +273,9 @@ def start_switchyard(workdir: Path, mock_port: int, cores: str | None) -> Stack:
     try:
         nats = spawn(
             "nats",
-            pinned(
-                [
-                    nats_server_binary(),
-                    "-js",
-                    "-sd",
-                    str(store),
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    str(nats_port),
-                ],
-                cores,
-            ),
+            pinned(nats_command(store, nats_port), cores),
             workdir,
+            nats_environment(),  # as `make run` starts it (see embedded.NATS_GODEBUG)
         )
         stack.procs["nats"] = nats
         wait_for_port("127.0.0.1", nats_port, timeout=15, proc=nats.popen)
