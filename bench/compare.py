@@ -10,7 +10,10 @@ CPU per request of each process (gateway, inference, NATS), time to first token 
 stream at c=1 (and of paced streams at c=4), and CPU per streamed chunk of each process at
 c=16. CPU per request is the steadiest figure on a shared machine. The ratio to the first
 variant is the median of the per-repetition ratios. `--only c1 ttft` measures only those (shorter
-repetitions, so more of them fit: `--reps 15 --seconds 1`).
+repetitions, so more of them fit: `--reps 15 --seconds 1`). `--env NAME:KEY=VALUE` starts one
+variant's processes with a setting, so one tree can be compared with itself under two settings:
+
+    .venv/bin/python bench/compare.py old=. new=. --env old:GODEBUG=schedtrace=0
 """
 
 from __future__ import annotations
@@ -48,9 +51,15 @@ def pythonpath(root: Path) -> str:
 class Compare(harness.Bench):
     """A Bench whose targets are Switchyard variants."""
 
-    def __init__(self, args: argparse.Namespace, variants: dict[str, Path]) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        variants: dict[str, Path],
+        envs: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(args)
         self.variants = variants
+        self.envs = envs or {}  # per variant: environment its processes start with
         self.order: list[str] = []
 
     def targets(self) -> list[Stack]:
@@ -60,23 +69,26 @@ class Compare(harness.Bench):
     def start_variants(self) -> None:
         """The mock and one Switchyard stack per variant."""
         self.mock = start_mock(self.workdir, self.load_cores)
-        saved = os.environ.get("PYTHONPATH")
-        try:
-            for name, root in self.variants.items():
-                os.environ["PYTHONPATH"] = pythonpath(root)
+        for name, root in self.variants.items():
+            env = {"PYTHONPATH": pythonpath(root), **self.envs.get(name, {})}
+            saved = {key: os.environ.get(key) for key in env}
+            os.environ.update(env)
+            try:
                 workdir = self.workdir / name
                 workdir.mkdir(parents=True, exist_ok=True)
-                self.log(f"starting variant {name} from {root}")
+                extra = "".join(f" {k}={v}" for k, v in env.items() if k != "PYTHONPATH")
+                self.log(f"starting variant {name} from {root}{extra}")
                 stack = start_switchyard(workdir, self.mock.port, self.proxy_cores)
                 stack.name = name
                 self.stacks[name] = stack
                 self.order.append(name)
                 self.smoke(stack)
-        finally:
-            if saved is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = saved
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
 
     def measure(
         self, reps: int, seconds: float, only: set[str] | None = None
@@ -148,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     (the median of the per-repetition ratios)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="+", help="NAME=PATH (PATH holds libs/ and services/)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE",
+        help="start variant NAME's processes with KEY=VALUE in their environment (repeatable); "
+        "e.g. `old:GODEBUG=schedtrace=0` runs nats-server as before the eighth round",
+    )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each measurement")
     parser.add_argument("--out", help="JSON file for every repetition's figures")
@@ -164,9 +184,16 @@ def main(argv: list[str] | None = None) -> int:
         if not name or not path:
             parser.error(f"expected NAME=PATH, got {item!r}")
         variants[name] = Path(path).resolve()
+    envs: dict[str, dict[str, str]] = {}
+    for item in args.env:
+        name, _, setting = item.partition(":")
+        key, eq, value = setting.partition("=")
+        if name not in variants or not key or not eq:
+            parser.error(f"expected --env NAME:KEY=VALUE, NAME one of the variants; got {item!r}")
+        envs.setdefault(name, {})[key] = value
     harness.ensure_wrk()
     bench_args = harness.parse_args(["--quick", "--targets", "direct"])
-    compare = Compare(bench_args, variants)
+    compare = Compare(bench_args, variants, envs)
     with contextlib.suppress(OSError, ValueError):
         os.sched_setaffinity(0, {int(c) for c in compare.load_cores.split(",")})
     with raised_fd_limit():
