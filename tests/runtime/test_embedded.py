@@ -27,8 +27,8 @@ def test_godebug_appended_to_other_settings() -> None:
 
 
 def test_an_operators_schedtrace_is_kept() -> None:
-    env = nats_environment({"GODEBUG": "gctrace=1, schedtrace=1000"})
-    assert env["GODEBUG"] == "gctrace=1, schedtrace=1000"
+    env = nats_environment({"GODEBUG": "gctrace=1,schedtrace=1000"})
+    assert env["GODEBUG"] == "gctrace=1,schedtrace=1000"
 
 
 def test_command_runs_jetstream_on_the_address(tmp_path: Path) -> None:

@@ -84,13 +84,13 @@ class NatsServer:
         stop_process(self.proc)
 
 
-# Go's scheduler thread (sysmon) sleeps on a futex while the whole server is idle, and the first
-# goroutine to run again wakes it: at low load, one more thread wake-up and context switch on the
-# server's core for every message (measured here: 4.2 slices and 77 µs of that thread's CPU per
-# request at concurrency 1). With `schedtrace` set, sysmon never takes that sleep and polls
-# instead, backing off to every 10 ms: the thread then takes 0.3 slices and 7 µs per request, and
-# an idle server about 3 ms of CPU a second more. The value asks for a scheduler trace line every
-# 24.8 days (the largest it takes). See docs/benchmarks.md, eighth round.
+# Go's scheduler thread (sysmon) sleeps on a futex while the whole server is idle, and the next
+# system call (here: the read of a message) wakes it: at low load, one more thread wake-up and
+# context switch on the server's core for every message (measured here: 4.2 slices and 77 µs of
+# that thread's CPU per request at concurrency 1). With `schedtrace` set, sysmon never takes that
+# sleep and polls instead, backing off to every 10 ms: the thread then takes 0.3 slices and 7 µs
+# per request, and an idle server about 3 ms of CPU a second more. The value asks for a scheduler
+# trace line every 24.8 days (the largest it takes). See docs/benchmarks.md, eighth round.
 NATS_GODEBUG = "schedtrace=2147483647"
 
 
@@ -104,7 +104,7 @@ def nats_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     unless that already sets `schedtrace`."""
     env = dict(os.environ if base is None else base)
     current = env.get("GODEBUG", "")
-    names = {item.partition("=")[0].strip() for item in current.split(",")}
+    names = {item.partition("=")[0] for item in current.split(",")}  # as Go reads it
     if "schedtrace" not in names:
         env["GODEBUG"] = f"{current},{NATS_GODEBUG}" if current.strip() else NATS_GODEBUG
     return env
