@@ -1,6 +1,6 @@
 """What a wake-up costs on this machine, without Switchyard: a diagnostic for reading the figures
 of `make bench` (see docs/benchmarks.md, eighth round). Run `.venv/bin/python bench/wakeups.py`;
-it takes about 15 seconds and prints one line per measurement.
+it takes about 20 seconds and prints one line per measurement.
 
 1. Ping-pong over a socket pair between two threads: the round trip and the `send()` that wakes
    the peer, both on one core and across the two, back to back and with the sender idle for 2 ms
@@ -8,6 +8,10 @@ it takes about 15 seconds and prints one line per measurement.
 2. A trivial uvloop echo server pinned to core 0, fed from core 1 (one 200-byte message at a time,
    as a proxy is fed at concurrency 1): the server's CPU time per wake-up (from
    /proc/<pid>/schedstat), at gaps of 0, 1 and 10 ms.
+3. The same Python work (a chat request validated with pydantic and written with orjson, as a
+   proxy does for each request) timed on core 0 after a pause of 0.1 to 30 ms, the pause slept
+   or busy-waited: with the core kept busy nothing else of this machine runs there, so what the
+   work costs beyond its back-to-back time is the caches the host let go cold meanwhile.
 
 Needs two cores (it pins threads and processes with `sched_setaffinity`).
 """
@@ -134,6 +138,52 @@ def echo_costs() -> list[str]:
     return lines
 
 
+def cold_work() -> list[str]:
+    """The time of one piece of Python work after a pause, slept or busy-waited (core 0)."""
+    import orjson
+
+    from switchyard.contracts import ChatCompletionRequest
+
+    os.sched_setaffinity(0, {0})
+    body = orjson.dumps(
+        {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Say hello."}]}
+    )
+
+    def work() -> None:
+        request = ChatCompletionRequest.model_validate_json(body)
+        for _ in range(5):
+            orjson.dumps(request.model_dump(exclude_none=True))
+
+    for _ in range(200):
+        work()
+    lines = []
+    for gap_s in (0.0, 0.0001, 0.001, 0.003, 0.01, 0.03):
+        medians = []
+        for busy in (False, True):
+            times = []
+            for _ in range(150):
+                if not gap_s:
+                    pass  # back to back
+                elif busy:
+                    until = time.perf_counter() + gap_s
+                    while time.perf_counter() < until:
+                        pass
+                else:
+                    time.sleep(gap_s)
+                t0 = time.perf_counter_ns()
+                work()
+                times.append(time.perf_counter_ns() - t0)
+            medians.append(_p50(times))
+        if not gap_s:
+            lines.append(f"python work on core 0, back to back: p50 {medians[0]:.0f} us")
+            continue
+        lines.append(
+            f"python work on core 0 after a {gap_s * 1000:g} ms pause: p50 {medians[0]:.0f} us "
+            f"slept, {medians[1]:.0f} us busy-waited"
+        )
+    return lines
+
+
 def main() -> None:
     """Print every measurement."""
     if len(sys.argv) == 3 and sys.argv[1] == "--serve":
@@ -145,6 +195,8 @@ def main() -> None:
         for my_core in (0, 1):
             print(ping_pong(0, my_core, gap_s), flush=True)
     for line in echo_costs():
+        print(line, flush=True)
+    for line in cold_work():
         print(line, flush=True)
 
 

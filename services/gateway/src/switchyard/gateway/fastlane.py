@@ -28,6 +28,7 @@ from switchyard.contracts import (
 )
 from switchyard.gateway.auth import admit, bearer_parts
 from switchyard.gateway.errors import error_response, unexpected_error, validation_error
+from switchyard.gateway.http import header
 from switchyard.gateway.relay import BODY_JSON, Relay
 from switchyard.gateway.routes import chat_completions, completions
 
@@ -76,7 +77,7 @@ class FastLane:
 
     async def _respond(self, route: HotRoute, request: Request) -> Response:
         relay: Relay = self._state.relay
-        scheme, key = bearer_parts(request.headers.get("authorization"))
+        scheme, key = bearer_parts(header(request, "authorization"))
         tenant = admit(self._state, scheme, key)
         raw = await self._body(request.receive)
         try:

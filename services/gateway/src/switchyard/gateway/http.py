@@ -23,11 +23,28 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 _HOOK = "switchyard_on_disconnect"  # the callback's attribute on uvicorn's request cycle
+
+# Where the request-context layer leaves the request's headers in the ASGI scope's state: a dict
+# of lower-case names to values (bytes), the first of repeated headers winning, as Starlette's
+# `Headers.get` reads them.
+HEADERS = "headers"
+
+
+def header(request: Request, name: str) -> str | None:
+    """The value of the request's header `name` (lower case), read from the headers the
+    request-context layer collected in one pass, else through Starlette (which scans the raw
+    list and decodes each name on every lookup)."""
+    collected: dict[bytes, bytes] | None = request.scope.get("state", {}).get(HEADERS)
+    if collected is None:
+        return request.headers.get(name)
+    value = collected.get(name.encode("latin-1"))
+    return None if value is None else value.decode("latin-1")
 
 
 class _HeadWithBody:

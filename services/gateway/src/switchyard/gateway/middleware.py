@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from switchyard.contracts import ErrorBody, ErrorCode
 from switchyard.gateway.errors import openai_error
 from switchyard.gateway.fastlane import FastLane
+from switchyard.gateway.http import HEADERS
 from switchyard.runtime.logging import request_id_var
 from switchyard.runtime.telemetry import context_from, current_span, trace_id_hex
 
@@ -37,7 +38,9 @@ class RequestContext:
         request_id = os.urandom(16).hex()  # 128 random bits, as uuid4().hex without the UUID
         scope.setdefault("state", {})["request_id"] = request_id
         request_id_var.set(request_id)
-        headers = dict(scope["headers"])
+        # One pass over the headers for everything the gateway reads of them (first one wins).
+        headers = dict(reversed(scope["headers"]))
+        scope["state"][HEADERS] = headers
         parent = headers.get(b"traceparent")
         context = context_from({"traceparent": parent.decode("latin-1")}) if parent else None
         with current_span(

@@ -23,7 +23,7 @@ from switchyard.contracts.messages import CacheMode
 from switchyard.gateway.auth import Tenant
 from switchyard.gateway.embeddings import embed, openai_embeddings
 from switchyard.gateway.errors import error_response
-from switchyard.gateway.http import JsonResponse
+from switchyard.gateway.http import JsonResponse, header
 from switchyard.gateway.relay import BODY_JSON, ClientGone, Relay, until_disconnect
 from switchyard.gateway.responses import Kind, answer_headers, collect, sse_events
 from switchyard.gateway.sse import EventStreamResponse
@@ -81,7 +81,8 @@ async def _complete(
 
 def cache_mode(request: Request) -> CacheMode:
     """The client's `x-switchyard-cache` choice: auto (deterministic requests only), on, off."""
-    value = request.headers.get("x-switchyard-cache", "auto").strip().lower()
+    raw = header(request, "x-switchyard-cache")
+    value = "auto" if raw is None else raw.strip().lower()
     if value not in ("auto", "on", "off"):
         raise SwitchyardError(
             ErrorCode.INVALID_REQUEST,
