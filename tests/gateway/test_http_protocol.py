@@ -7,8 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
+from starlette.requests import Request
 
-from switchyard.gateway.http import HeadWithBodyProtocol, _HeadWithBody, on_disconnect
+from switchyard.gateway.http import (
+    HEADERS,
+    HeadWithBodyProtocol,
+    _HeadWithBody,
+    header,
+    on_disconnect,
+)
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
@@ -153,3 +160,21 @@ async def test_a_lost_connection_calls_back_the_request_being_served() -> None:
     finally:
         server.should_exit = True
         await serving
+
+
+def test_header_reads_the_collected_headers_as_starlette_does() -> None:
+    """`header` answers from the headers the request-context layer collected, and as Starlette's
+    `Headers.get` would: the first of repeated headers, decoded as Latin-1, None when absent."""
+    raw = [
+        (b"authorization", b"Bearer k1"),
+        (b"x-switchyard-cache", b"off"),
+        (b"authorization", b"Bearer k2"),
+        (b"x-note", "caf\u00e9".encode("latin-1")),
+    ]
+    plain = Request({"type": "http", "headers": raw})
+    collected = Request({"type": "http", "headers": [], "state": {HEADERS: dict(reversed(raw))}})
+    for name in ("authorization", "x-switchyard-cache", "x-note", "x-switchyard-timeout"):
+        assert header(collected, name) == plain.headers.get(name) == header(plain, name)
+    assert header(collected, "authorization") == "Bearer k1"
+    assert header(collected, "x-note") == "caf\u00e9"
+    assert header(collected, "x-switchyard-timeout") is None

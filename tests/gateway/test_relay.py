@@ -219,6 +219,30 @@ async def test_request_carries_envelope_and_deadline(
     assert (sent["cache"], sent["batch"]) == ("auto", True)
 
 
+async def test_repeated_header_counts_its_first_value(
+    lone_http: httpx.AsyncClient, nc: Client
+) -> None:
+    """The gateway reads each header once per request, the first of repeated ones winning (as
+    Starlette's `Headers.get`): the cache mode and the deadline inference gets say so."""
+
+    async def answer(nc: Client, req: ChatRequestMessage, reply: str) -> None:
+        done = StreamDone(**req.header(), seq=0, model="m", finish_reason="stop", usage=Usage())
+        await nc.publish(reply, done.model_dump_json().encode())
+
+    headers = [
+        ("x-switchyard-cache", "off"),
+        ("x-switchyard-timeout", "4"),
+        ("x-switchyard-cache", "on"),
+        ("x-switchyard-timeout", "9"),
+    ]
+    async with FakeInference(nc, answer) as fake:
+        response = await lone_http.post("/v1/chat/completions", json=BODY, headers=headers)
+    assert response.status_code == 200
+    request = fake.requests[0]
+    assert request.cache == "off"
+    assert 2 < request.remaining() <= 4
+
+
 async def test_body_travels_to_inference_as_the_client_sent_it(
     lone_http: httpx.AsyncClient, nc: Client
 ) -> None:
