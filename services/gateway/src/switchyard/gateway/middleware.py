@@ -21,7 +21,8 @@ tracer = trace.get_tracer("switchyard.gateway")
 
 class RequestContext:
     """Gives each HTTP request an id and a trace span (`x-request-id`, `x-trace-id` on the
-    response; a client's W3C `traceparent` is honoured) and rejects huge bodies."""
+    response; a client's W3C `traceparent` is honoured), collects its headers once for the
+    layers below (`http.header`) and rejects huge bodies."""
 
     def __init__(
         self, app: ASGIApp, max_body_bytes: int, fast_lane: FastLane | None = None
