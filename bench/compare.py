@@ -1,7 +1,8 @@
 """Compare Switchyard variants side by side: each variant is a folder holding `libs/` and
 `services/` (a copy of the tree with a change, or a checkout of another commit); every variant's
-stack runs at once against one mock, and the measurements are interleaved (variant A, B, A, B …),
-so a burst of other work on the machine hits every variant alike.
+stack runs at once against one mock, and each measurement runs for every variant back to back,
+in an order that alternates each repetition (A B, then B A), so a stretch of other work on the
+machine hits every variant alike.
 
     .venv/bin/python bench/compare.py base=/tmp/copy-of-main fix=. --reps 5
 
@@ -24,6 +25,7 @@ import json
 import os
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,47 +114,64 @@ class Compare(harness.Bench):
             "chunks": 64,
         }
         for rep in range(reps):
-            for stack in self.targets():
-                name = stack.name
-                if "c1" in wanted:
+            # Each measurement runs for every variant back to back, the order alternating per
+            # repetition (ABBA): a stretch of host noise then falls on both sides of a pair.
+            order = self.targets() if rep % 2 == 0 else self.targets()[::-1]
+            if "c1" in wanted:
+                for stack in order:
                     r = self.wrk(stack, 1, seconds, harness.PLAIN)
-                    add(name, "c1 latency p50 (ms)", r["p50_ms"])
-                    add(name, "c1 latency p99 (ms)", r["p99_ms"])
-                    add(name, "c1 CPU per request (ms)", r["cpu_ms_per_request"])
-                if "c16" in wanted:
+                    add(stack.name, "c1 latency p50 (ms)", r["p50_ms"])
+                    add(stack.name, "c1 latency p99 (ms)", r["p99_ms"])
+                    add(stack.name, "c1 CPU per request (ms)", r["cpu_ms_per_request"])
+            if "c16" in wanted:
+                for stack in order:
                     r = self.wrk(stack, 16, seconds, harness.PLAIN)
-                    add(name, "c16 requests/s", r["rps"])
-                    add(name, "c16 CPU per request (ms)", r["cpu_ms_per_request"])
+                    add(stack.name, "c16 requests/s", r["rps"])
+                    add(stack.name, "c16 CPU per request (ms)", r["cpu_ms_per_request"])
                     for proc, used in r["cpu_by_process_s"].items():
-                        add(name, f"  {proc} CPU per request (ms)", 1000 * used / r["requests"])
-                if "ttft" in wanted:
+                        per_request = 1000 * used / r["requests"]
+                        add(stack.name, f"  {proc} CPU per request (ms)", per_request)
+            if "ttft" in wanted:
+                for stack in order:
                     r = self.loadgen(stack, spec, timeout=seconds + 60)
-                    add(name, "stream TTFT p50 (ms)", r["ttft_ms"].get("p50"))
-                if "paced" in wanted:
-                    paced = {
-                        **spec,
-                        "concurrency": 4,
-                        "stagger": 0.64,  # as the benchmark's paced scenario
-                        "duration": max(seconds, 2.0),
-                        "body": harness.PACED10,
-                    }
+                    add(stack.name, "stream TTFT p50 (ms)", r["ttft_ms"].get("p50"))
+            if "paced" in wanted:
+                paced = {
+                    **spec,
+                    "concurrency": 4,
+                    "stagger": 0.64,  # as the benchmark's paced scenario
+                    "duration": max(seconds, 2.0),
+                    "body": harness.PACED10,
+                }
+                for stack in order:
                     r = self.loadgen(stack, paced, timeout=seconds + 60)
-                    add(name, "paced TTFT p50 (ms)", r["ttft_ms"].get("p50"))
-                if "chunks" not in wanted:
-                    continue
-                with self.cpu().measure() as cpu:
-                    r = self.loadgen(stack, {**spec, "concurrency": 16}, timeout=seconds + 90)
-                chunks = r["chunks"] or 1
-                total = 0.0
-                for key, used in cpu["procs"].items():
-                    owner, proc = key.split("/", 1)
-                    if owner == name:
-                        total += used
-                        add(name, f"  {proc} CPU per chunk (µs)", 1e6 * used / chunks)
-                add(name, "stream CPU per chunk (µs)", 1e6 * total / chunks)
-                add(name, "chunks per CPU-second", chunks / total if total else None)
+                    add(stack.name, "paced TTFT p50 (ms)", r["ttft_ms"].get("p50"))
+            if "chunks" in wanted:
+                for stack in order:
+                    self._chunks(stack, spec, seconds, add)
             self.log(f"repetition {rep + 1}/{reps} done (load average {os.getloadavg()[0]:.1f})")
         return out
+
+    def _chunks(
+        self,
+        stack: Stack,
+        spec: dict[str, Any],
+        seconds: float,
+        add: Callable[[str, str, float | None], None],
+    ) -> None:
+        """Bursts at c=16 against `stack`: CPU per relayed chunk, per process and in all."""
+        name = stack.name
+        with self.cpu().measure() as cpu:
+            r = self.loadgen(stack, {**spec, "concurrency": 16}, timeout=seconds + 90)
+        chunks = r["chunks"] or 1
+        total = 0.0
+        for key, used in cpu["procs"].items():
+            owner, proc = key.split("/", 1)
+            if owner == name:
+                total += used
+                add(name, f"  {proc} CPU per chunk (µs)", 1e6 * used / chunks)
+        add(name, "stream CPU per chunk (µs)", 1e6 * total / chunks)
+        add(name, "chunks per CPU-second", chunks / total if total else None)
 
 
 def main(argv: list[str] | None = None) -> int:
