@@ -12,6 +12,7 @@ from switchyard.inference.resilience import (
     BreakerState,
     CircuitBreaker,
     RetryBudget,
+    _Window,
     backoff_delay,
     parse_retry_after,
 )
@@ -105,7 +106,7 @@ def test_breaker_opens_on_failure_ratio() -> None:
 
 
 def test_windows_forget_old_events_without_being_asked() -> None:
-    """A healthy deployment only adds successes; the windows must not grow without bound."""
+    """A healthy deployment only adds successes: what left the window no longer counts."""
     breaker = CircuitBreaker(Resilience(breaker_window=0.05))
     budget = RetryBudget(Resilience(retry_budget_window=0.05))
     for _ in range(1000):
@@ -114,5 +115,39 @@ def test_windows_forget_old_events_without_being_asked() -> None:
     time.sleep(0.06)
     breaker.record_success()
     budget.record_request()
-    assert len(breaker._calls._events) == 1
-    assert len(budget._requests._events) == 1
+    now = time.monotonic()
+    assert breaker._calls.count(now) == 1
+    assert budget._requests.count(now) == 1
+
+
+def test_window_counts_by_slot_and_drops_a_slot_whole() -> None:
+    window = _Window(10.0, slots=10)  # slots of one second
+    for _ in range(3):
+        window.add(100.2)
+    window.add(100.9)
+    window.add(105.5)
+    assert window.count(105.5) == 5
+    assert window.count(109.99) == 5  # the 100th second is still inside [100, 110)
+    assert window.count(110.0) == 1  # ... and leaves whole: 9.1 to 9.8 s after its events
+    assert window.count(114.99) == 1
+    assert window.count(115.0) == 0  # 9.5 s after the last event, its slot's end + 10 s
+
+
+def test_window_reuses_a_slot_only_for_its_own_time() -> None:
+    window = _Window(10.0, slots=10)
+    window.add(100.5)
+    window.add(110.5)  # the same slot, ten seconds on: the old count is gone, not added to
+    assert window.count(110.5) == 1
+    window.add(110.7)
+    assert window.count(111.0) == 2
+    assert window.count(1000.0) == 0  # long quiet: every slot is stale
+
+
+def test_window_keeps_counting_at_any_rate() -> None:
+    """A count per slot, not a timestamp per event: 100,000 events in one window are counted."""
+    window = _Window(30.0)  # slots of 3 s
+    for i in range(100_000):
+        window.add(50.1 + i * 0.00019)  # 50.1 to 69.1 s, about 5,300 a second
+    assert window.count(69.2) == 100_000
+    # At 85 s the window holds the slots from 57 s on: events 36,316 (57.00001 s) and later.
+    assert window.count(85.0) == 100_000 - 36_316

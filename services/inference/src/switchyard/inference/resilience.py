@@ -10,7 +10,6 @@ import email.utils
 import enum
 import random
 import time
-from collections import deque
 
 from switchyard.contracts import ErrorCode
 from switchyard.inference.config import Resilience
@@ -56,24 +55,34 @@ def parse_retry_after(value: object) -> float | None:
 
 
 class _Window:
-    """Timestamps of events in a sliding window."""
+    """Events counted over a sliding window of `seconds`, in `slots` equal slots of time.
 
-    def __init__(self, seconds: float) -> None:
+    Memory and work per event are the same at any rate; a timestamp per event would hold
+    `rate * seconds` of them (3.3 MiB at 2,700 requests/s with the default 30 s and 10 s
+    windows). An event leaves the count between `seconds - seconds / slots` and `seconds` after
+    it happened (its slot leaves whole), as in resilience4j's time-based windows.
+    """
+
+    __slots__ = ("_counts", "_ticks", "_width", "seconds")
+
+    def __init__(self, seconds: float, slots: int = 10) -> None:
         self.seconds = seconds
-        self._events: deque[float] = deque()
+        self._width = seconds / slots
+        self._counts = [0] * slots
+        self._ticks = [-1] * slots  # which slot of time each count belongs to (now // width)
 
     def add(self, now: float) -> None:
-        self._events.append(now)
-        self._prune(now)  # on every add: a healthy deployment never calls count()
+        tick = int(now // self._width)
+        i = tick % len(self._counts)
+        if self._ticks[i] == tick:
+            self._counts[i] += 1
+        else:  # the slot's last use has left the window: reuse it
+            self._ticks[i] = tick
+            self._counts[i] = 1
 
     def count(self, now: float) -> int:
-        self._prune(now)
-        return len(self._events)
-
-    def _prune(self, now: float) -> None:
-        horizon = now - self.seconds
-        while self._events and self._events[0] < horizon:
-            self._events.popleft()
+        oldest = int(now // self._width) - len(self._counts) + 1
+        return sum(c for c, t in zip(self._counts, self._ticks, strict=True) if t >= oldest)
 
 
 class RetryBudget:
