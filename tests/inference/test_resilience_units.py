@@ -130,7 +130,7 @@ def test_window_counts_by_slot_and_drops_a_slot_whole() -> None:
     assert window.count(109.99) == 5  # the 100th second is still inside [100, 110)
     assert window.count(110.0) == 1  # ... and leaves whole: 9.1 to 9.8 s after its events
     assert window.count(114.99) == 1
-    assert window.count(115.0) == 0  # 9.5 s after the last event, its slot's end + 10 s
+    assert window.count(115.0) == 0  # 9.5 s after the last event: its slot's start + 10 s
 
 
 def test_window_reuses_a_slot_only_for_its_own_time() -> None:
